@@ -1,0 +1,104 @@
+"""The three outside systems as the core sees them. Adapters implement these; the core knows nothing else.
+
+Every method raises only ``bot.errors`` exceptions: ``TemporaryFailure`` (retry later, maybe after
+``retry_after``), ``UnknownOutcome`` (the call may have taken effect: verify before repeating),
+``PermanentFailure`` / ``NotFound`` (stop and tell someone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.domain import (
+    ArchiveEntry,
+    ChatUser,
+    Conversation,
+    Participant,
+    PostedMessage,
+    RallyUser,
+    RespondentMessage,
+    Study,
+    TeamMember,
+)
+
+
+class StudyRecord(Protocol):
+    """Rally (contracts R1-R4)."""
+
+    async def get_study(self, study_id: str) -> Study: ...
+
+    async def get_team(self, study_id: str) -> list[TeamMember]: ...
+
+    async def find_users_by_email(self, email: str) -> list[RallyUser]: ...
+
+    async def get_participant(self, study_id: str, participant_id: str) -> Participant: ...
+
+    async def list_participants(self, study_id: str) -> list[Participant]: ...
+
+    async def archive(self, entry: ArchiveEntry) -> str:
+        """Archive one chat message; idempotent on ``entry.external_id``. Returns Rally's archive id."""
+        ...
+
+
+class ParticipantChannel(Protocol):
+    """Respondent messaging (contract S1)."""
+
+    async def list_conversations(self, project_id: str) -> list[Conversation]:
+        """Every conversation of a project, all pages, messages embedded."""
+        ...
+
+    async def get_conversation(self, conversation_uid: str) -> Conversation: ...
+
+    async def open_conversation(
+        self, project_id: str, participant_user_id: str, external_researcher_id: str
+    ) -> Conversation: ...
+
+    async def send_message(self, conversation_uid: str, body: str) -> RespondentMessage: ...
+
+
+@dataclass(frozen=True)
+class ThreadRoot:
+    """The facts shown on a participant's thread root message."""
+
+    participant_name: str
+    study_name: str
+    session_starts_at: datetime | None
+    scheduling_url: str | None
+
+
+class ChatPlatform(Protocol):
+    """A chat platform (Slack now, Teams later). Text handed in is plain text; the adapter escapes it.
+
+    ``key`` is the outbox idempotency key: the adapter attaches it to the post so that ``find_post``
+    can tell, after an unknown outcome, whether the post already happened.
+    """
+
+    async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage: ...
+
+    async def post_participant_message(
+        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+    ) -> PostedMessage: ...
+
+    async def post_notice(
+        self, channel: str, text: str, *, key: str, thread_ts: str | None = None
+    ) -> PostedMessage: ...
+
+    async def post_private(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
+        """Something only ``user_id`` sees (Slack: an ephemeral message)."""
+        ...
+
+    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Mark a message (idempotent: an existing reaction is success)."""
+        ...
+
+    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+        """The post carrying ``key``, if an earlier attempt made it."""
+        ...
+
+    async def lookup_user(self, user_id: str) -> ChatUser: ...
+
+    async def to_plain_text(self, text: str) -> str:
+        """A researcher's message as the participant should read it: no platform markup left."""
+        ...
