@@ -1,0 +1,230 @@
+"""Perform one outbox row against the outside world, then say what to record.
+
+``perform`` returns an ``Apply`` run in the same transaction that marks the row done (store the Slack ts,
+the Respondent message uid, queue the archive call). ``on_permanent_failure`` says who to tell when the
+row cannot succeed. After an attempt with unknown outcome (``item.needs_verify``) each effect checks at
+its target before acting again, so nothing is posted or sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
+from bot.errors import PermanentFailure
+from bot.pipeline import outbox
+from bot.pipeline.intake import Apply
+from bot.pipeline.outbox import Effect
+from bot.pipeline.services import Services
+from bot.ports import ThreadRoot
+from storage import repo
+from storage.models import ParticipantThread
+from storage.queue import Claimed
+
+log = logging.getLogger(__name__)
+
+DELIVERED_REACTION = "white_check_mark"
+FAILED_REACTION = "x"
+
+
+async def _nothing(_session: AsyncSession) -> None:
+    return None
+
+
+async def _thread(services: Services, thread_id: int) -> ParticipantThread:
+    async with services.db.transaction() as session:
+        thread = await repo.thread_by_id(session, thread_id)
+    if thread is None:
+        raise PermanentFailure(f"participant thread {thread_id} no longer exists")
+    return thread
+
+
+def _require_root(thread: ParticipantThread) -> str:
+    if thread.thread_ts is None:
+        # The root is earlier in the same lane, so this only happens if the root failed for good.
+        raise PermanentFailure("the participant's thread could not be opened")
+    return thread.thread_ts
+
+
+async def perform(services: Services, item: Claimed) -> Apply:
+    effect = Effect(item.kind)
+    p = item.payload
+    chat = services.chat
+    if effect is Effect.POST_ROOT:
+        thread = await _thread(services, p["thread_id"])
+        posted = await _verified_post(services, item, thread.channel, None)
+        if posted is None:
+            root = ThreadRoot(
+                participant_name=thread.display_name, study_name=await _study_name(services, thread.study_id),
+                session_starts_at=thread.session_starts_at, scheduling_url=thread.scheduling_url,
+            )
+            posted = await chat.post_thread_root(thread.channel, root, key=item.key)
+        return _store_root(thread.id, posted)
+    if effect is Effect.MIRROR:
+        thread = await _thread(services, p["thread_id"])
+        root_ts = _require_root(thread)
+        posted = await _verified_post(services, item, thread.channel, root_ts)
+        if posted is None:
+            posted = await chat.post_participant_message(
+                thread.channel, root_ts, p["author_name"], p["body"], key=item.key
+            )
+        return _store_message_ts(p["message_id"], posted.ts)
+    if effect is Effect.NOTICE:
+        thread_ts: str | None = None
+        if p.get("thread_id") is not None:
+            thread_ts = _require_root(await _thread(services, p["thread_id"]))
+        if await _verified_post(services, item, p["channel"], thread_ts) is None:
+            await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=thread_ts)
+        return _nothing
+    if effect is Effect.PRIVATE:
+        await chat.post_private(p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts"))
+        return _nothing
+    if effect is Effect.REACTION:
+        await chat.add_reaction(p["channel"], p["ts"], p["name"])
+        return _nothing
+    if effect is Effect.RELAY:
+        return await _relay(services, item)
+    if effect is Effect.ARCHIVE:
+        archive_id = await services.rally.archive(outbox.archive_entry(p))
+        log.debug("archived %s as %s", item.key, archive_id)
+        return _nothing
+    raise PermanentFailure(f"unknown effect {item.kind}")  # pragma: no cover
+
+
+async def _verified_post(
+    services: Services, item: Claimed, channel: str, thread_ts: str | None
+) -> PostedMessage | None:
+    """After an unknown outcome, the post that the earlier attempt made, if it did."""
+    if not item.needs_verify:
+        return None
+    return await services.chat.find_post(channel, item.key, thread_ts=thread_ts)
+
+
+async def _study_name(services: Services, study_id: str) -> str:
+    async with services.db.transaction() as session:
+        link = await repo.link_for_study(session, study_id)
+    return link.study_name if link else study_id
+
+
+def _store_root(thread_id: int, posted: PostedMessage) -> Apply:
+    async def apply(session: AsyncSession) -> None:
+        thread = await repo.thread_by_id(session, thread_id)
+        if thread is not None:
+            thread.thread_ts = posted.ts
+
+    return apply
+
+
+def _store_message_ts(message_id: int, ts: str) -> Apply:
+    async def apply(session: AsyncSession) -> None:
+        await repo.set_message_state(session, message_id, state="mirrored", platform_ts=ts)
+
+    return apply
+
+
+async def _relay(services: Services, item: Claimed) -> Apply:
+    p = item.payload
+    thread = await _thread(services, p["thread_id"])
+    if thread.opted_out:
+        raise PermanentFailure(f"{thread.display_name} has opted out of all communication")
+    conversation_uid = thread.conversation_uid or await _open_conversation(services, thread)
+    sent: RespondentMessage | None = None
+    if item.needs_verify:
+        sent = await _find_sent(services, conversation_uid, thread.respondent_user_id, p["body"], item)
+    if sent is None:
+        sent = await services.respondent.send_message(conversation_uid, p["body"])
+    author = p["author"]
+    entry = ArchiveEntry(
+        study_id=thread.study_id, participant_id=thread.participant_id,
+        external_id=f"{thread.platform}:{thread.workspace}:{thread.channel}:{author['platform_ts']}",
+        direction=Direction.TO_PARTICIPANT, body=p["body"], sent_at=sent.created_at or item.created_at,
+        author_type=AuthorType.RESEARCHER, source=Source(thread.platform.upper()),
+        author_user_id=author.get("user_id"), author_email=author.get("email"), author_name=author.get("name"),
+        respondent_message_uid=sent.uid,
+    )
+    thread_id, message_id, channel = thread.id, p["message_id"], thread.channel
+    message_uid = sent.uid
+
+    async def apply(session: AsyncSession) -> None:
+        await repo.set_message_state(session, message_id, state="delivered", respondent_uid=message_uid)
+        await outbox.archive(session, thread_id, entry)
+        await outbox.reaction(session, channel, author["platform_ts"], DELIVERED_REACTION)
+
+    return apply
+
+
+async def _open_conversation(services: Services, thread: ParticipantThread) -> str:
+    """The participant's conversation in the study's project: reuse the existing one, else open one.
+
+    Only one relay per participant runs at a time (their lane), so two conversations are never opened.
+    """
+    existing = [
+        c for c in await services.respondent.list_conversations(thread.respondent_project_id)
+        if thread.respondent_user_id in c.participant_user_ids
+    ]
+    if existing:
+        uid = existing[0].uid
+    else:
+        conversation = await services.respondent.open_conversation(
+            thread.respondent_project_id, thread.respondent_user_id, services.respondent_researcher_id
+        )
+        uid = conversation.uid
+    async with services.db.transaction() as session:
+        row = await repo.thread_by_id(session, thread.id)
+        if row is not None and row.conversation_uid is None:
+            row.conversation_uid = uid
+    return uid
+
+
+async def _find_sent(
+    services: Services, conversation_uid: str, participant_user_id: str, body: str, item: Claimed
+) -> RespondentMessage | None:
+    """Contract S1: read the conversation and find this message if the earlier attempt delivered it.
+
+    A match is a message from us (not the participant) with the same text, written after this row was
+    queued (less a minute of clock skew), whose uid no other message of ours claims.
+    """
+    conversation = await services.respondent.get_conversation(conversation_uid)
+    since = item.created_at - timedelta(minutes=1)
+    candidates = [
+        m for m in conversation.messages
+        if m.body == body
+        and m.sender_uid != participant_user_id
+        and (m.created_at is None or m.created_at >= since)
+    ]
+    if not candidates:
+        return None
+    async with services.db.transaction() as session:
+        claimed = await repo.known_respondent_uids(session, [m.uid for m in candidates])
+    unclaimed = [m for m in candidates if m.uid not in claimed]
+    return unclaimed[0] if unclaimed else None
+
+
+async def on_permanent_failure(services: Services, item: Claimed, reason: str) -> Apply:
+    """Tell the people who need to know; nothing fails silently."""
+    effect = Effect(item.kind)
+    p = item.payload
+    if effect is Effect.RELAY:
+        thread = await _thread(services, p["thread_id"])
+        ts = p["author"]["platform_ts"]
+
+        async def tell(session: AsyncSession) -> None:
+            await repo.set_message_state(session, p["message_id"], state="failed", failure_reason=reason)
+            await outbox.notice_in_thread(session, thread, f"failed:{item.key}", texts.not_delivered(reason))
+            await outbox.reaction(session, thread.channel, ts, FAILED_REACTION)
+
+        return tell
+    if effect is Effect.ARCHIVE:
+        thread = await _thread(services, p["thread_id"])
+
+        async def tell_archive(session: AsyncSession) -> None:
+            await outbox.notice_in_thread(session, thread, f"failed:{item.key}", texts.archive_failed(reason))
+
+        return tell_archive
+    log.warning("outbox %s (%s) failed for good: %s", item.id, item.kind, reason)
+    return _nothing
+

@@ -1,0 +1,127 @@
+"""Effects the pipeline asks for. Each becomes one outbox row with a key (exactly once) and a lane (order).
+
+Lanes: everything shown in one participant's thread goes through ``thread:<id>`` (so the root is posted
+before any reply, and replies keep their order); relays to one participant through ``relay:<id>``;
+archive calls through ``archive:<id>``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import ArchiveEntry, AuthorType, Direction, Source
+from storage.models import OutboxItem, ParticipantThread
+from storage.queue import enqueue
+
+
+class Effect(enum.StrEnum):
+    POST_ROOT = "chat.root"
+    MIRROR = "chat.mirror"
+    NOTICE = "chat.notice"
+    PRIVATE = "chat.private"
+    REACTION = "chat.reaction"
+    RELAY = "respondent.send"
+    ARCHIVE = "rally.archive"
+
+
+def thread_lane(thread_id: int) -> str:
+    return f"thread:{thread_id}"
+
+
+async def _add(session: AsyncSession, effect: Effect, key: str, lane: str, payload: dict[str, Any]) -> bool:
+    return await enqueue(session, OutboxItem, key=key, kind=effect.value, lane=lane, payload=payload)
+
+
+async def post_root(session: AsyncSession, thread: ParticipantThread) -> bool:
+    return await _add(
+        session, Effect.POST_ROOT, f"root:{thread.study_id}:{thread.participant_id}",
+        thread_lane(thread.id), {"thread_id": thread.id},
+    )
+
+
+async def mirror(
+    session: AsyncSession, thread: ParticipantThread, message_id: int, respondent_uid: str, body: str
+) -> bool:
+    return await _add(
+        session, Effect.MIRROR, f"mirror:{respondent_uid}", thread_lane(thread.id),
+        {"thread_id": thread.id, "message_id": message_id, "author_name": thread.display_name, "body": body},
+    )
+
+
+async def notice_in_thread(session: AsyncSession, thread: ParticipantThread, key: str, text: str) -> bool:
+    return await _add(
+        session, Effect.NOTICE, f"notice:{key}", thread_lane(thread.id),
+        {"thread_id": thread.id, "channel": thread.channel, "text": text},
+    )
+
+
+async def notice_in_channel(session: AsyncSession, channel: str, key: str, text: str) -> bool:
+    return await _add(
+        session, Effect.NOTICE, f"notice:{key}", f"channel:{channel}", {"channel": channel, "text": text}
+    )
+
+
+async def private(
+    session: AsyncSession, key: str, channel: str, user_id: str, text: str, thread_ts: str | None = None
+) -> bool:
+    """Something only one person sees. Its own lane: it waits for nothing."""
+    return await _add(
+        session, Effect.PRIVATE, f"private:{key}", f"private:{key}",
+        {"channel": channel, "user_id": user_id, "text": text, "thread_ts": thread_ts},
+    )
+
+
+async def reaction(session: AsyncSession, channel: str, ts: str, name: str) -> bool:
+    key = f"reaction:{channel}:{ts}:{name}"
+    return await _add(session, Effect.REACTION, key, key, {"channel": channel, "ts": ts, "name": name})
+
+
+async def relay(
+    session: AsyncSession, thread: ParticipantThread, message_id: int, body: str, source_key: str,
+    *, author: dict[str, str | None],
+) -> bool:
+    """Send a researcher's reply to the participant; on success it is archived and marked delivered."""
+    return await _add(
+        session, Effect.RELAY, f"relay:{source_key}", f"relay:{thread.id}",
+        {"thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
+    )
+
+
+def archive_payload(thread_id: int, entry: ArchiveEntry) -> dict[str, Any]:
+    return {
+        "thread_id": thread_id,
+        "study_id": entry.study_id,
+        "participant_id": entry.participant_id,
+        "external_id": entry.external_id,
+        "direction": entry.direction.value,
+        "body": entry.body,
+        "sent_at": entry.sent_at.isoformat(),
+        "author_type": entry.author_type.value,
+        "source": entry.source.value,
+        "author_user_id": entry.author_user_id,
+        "author_email": entry.author_email,
+        "author_name": entry.author_name,
+        "respondent_message_uid": entry.respondent_message_uid,
+    }
+
+
+def archive_entry(payload: dict[str, Any]) -> ArchiveEntry:
+    return ArchiveEntry(
+        study_id=payload["study_id"], participant_id=payload["participant_id"], external_id=payload["external_id"],
+        direction=Direction(payload["direction"]), body=payload["body"],
+        sent_at=datetime.fromisoformat(payload["sent_at"]), author_type=AuthorType(payload["author_type"]),
+        source=Source(payload["source"]), author_user_id=payload.get("author_user_id"),
+        author_email=payload.get("author_email"), author_name=payload.get("author_name"),
+        respondent_message_uid=payload.get("respondent_message_uid"),
+    )
+
+
+async def archive(session: AsyncSession, thread_id: int, entry: ArchiveEntry) -> bool:
+    return await _add(
+        session, Effect.ARCHIVE, f"archive:{entry.external_id}", f"archive:{thread_id}",
+        archive_payload(thread_id, entry),
+    )

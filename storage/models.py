@@ -1,0 +1,151 @@
+"""Tables of Rally Bridge. Every mapping is unique in both directions; every queue row has a natural key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which drops the zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        from datetime import UTC
+
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}  # noqa: RUF012
+
+
+class StudyLink(Base):
+    """A Rally study bridged to one chat channel. One channel may hold several studies."""
+
+    __tablename__ = "study_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(128), unique=True)
+    study_name: Mapped[str] = mapped_column(String(500))
+    respondent_project_id: Mapped[str] = mapped_column(String(128), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(128), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    linked_by: Mapped[str] = mapped_column(String(128))
+    linked_at: Mapped[datetime]
+
+
+class ParticipantThread(Base):
+    """One approved participant of a linked study and the one thread that carries their conversation."""
+
+    __tablename__ = "participant_threads"
+    __table_args__ = (
+        UniqueConstraint("study_id", "participant_id", name="uq_thread_participant"),
+        UniqueConstraint("platform", "channel", "thread_ts", name="uq_thread_platform_ts"),
+        Index("ix_thread_respondent", "respondent_project_id", "respondent_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(String(128))
+    participant_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    respondent_project_id: Mapped[str] = mapped_column(String(128))
+    respondent_user_id: Mapped[str] = mapped_column(String(128))
+    conversation_uid: Mapped[str | None] = mapped_column(String(128), index=True)
+    scheduling_url: Mapped[str | None] = mapped_column(Text)
+    session_starts_at: Mapped[datetime | None]
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(128))
+    thread_ts: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class ChatMessage(Base):
+    """One message of a participant conversation, in either direction, with its ids on every side."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        UniqueConstraint("respondent_uid", name="uq_message_respondent_uid"),
+        UniqueConstraint("platform", "channel", "platform_ts", name="uq_message_platform_ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("participant_threads.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(20))
+    respondent_uid: Mapped[str | None] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(128))
+    platform_ts: Mapped[str | None] = mapped_column(String(64))
+    author_user_id: Mapped[str | None] = mapped_column(String(128))
+    author_name: Mapped[str | None] = mapped_column(String(200))
+    # pending | delivered | failed (researcher messages); mirrored (participant messages)
+    state: Mapped[str] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class QueueColumns:
+    """Columns shared by the inbox and the outbox: a keyed row, ordered within its ``lane``, leased."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    # Rows of one lane are handled strictly in id order (one participant's thread, one conversation).
+    lane: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    # pending | working | done | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    # Set when an attempt may have taken effect: the next attempt checks at the target first.
+    needs_verify: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class InboxEvent(QueueColumns, Base):
+    """Everything that came in, stored before it was acknowledged."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        Index("ix_inbox_due", "status", "next_attempt_at"),
+        Index("ix_inbox_lane", "lane", "status", "id"),
+    )
+
+
+class OutboxItem(QueueColumns, Base):
+    """Every effect outside the database: a post, a relay, an archive call, a reaction."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_lane", "lane", "status", "id"),
+    )

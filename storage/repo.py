@@ -1,0 +1,176 @@
+"""Queries and upserts on links, threads and messages. Each takes the caller's session (one transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import Participant
+from storage.models import ChatMessage, ParticipantThread, StudyLink
+from storage.queue import utcnow
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+async def link_for_study(session: AsyncSession, study_id: str) -> StudyLink | None:
+    return (await session.execute(select(StudyLink).where(StudyLink.study_id == study_id))).scalar_one_or_none()
+
+
+async def active_links(session: AsyncSession) -> list[StudyLink]:
+    return list((await session.execute(select(StudyLink).where(StudyLink.active.is_(True)))).scalars())
+
+
+async def links_for_project(session: AsyncSession, project_id: str) -> list[StudyLink]:
+    query = select(StudyLink).where(StudyLink.respondent_project_id == project_id, StudyLink.active.is_(True))
+    return list((await session.execute(query)).scalars())
+
+
+async def thread_by_id(session: AsyncSession, thread_id: int) -> ParticipantThread | None:
+    return await session.get(ParticipantThread, thread_id)
+
+
+async def thread_by_ts(session: AsyncSession, platform: str, channel: str, thread_ts: str) -> ParticipantThread | None:
+    query = select(ParticipantThread).where(
+        ParticipantThread.platform == platform,
+        ParticipantThread.channel == channel,
+        ParticipantThread.thread_ts == thread_ts,
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def thread_for_participant(session: AsyncSession, study_id: str, participant_id: str) -> ParticipantThread | None:
+    query = select(ParticipantThread).where(
+        ParticipantThread.study_id == study_id, ParticipantThread.participant_id == participant_id
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def threads_for_respondent_user(
+    session: AsyncSession, project_id: str, respondent_user_id: str
+) -> list[ParticipantThread]:
+    query = select(ParticipantThread).where(
+        ParticipantThread.respondent_project_id == project_id,
+        ParticipantThread.respondent_user_id == respondent_user_id,
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def threads_by_email(session: AsyncSession, email: str) -> list[ParticipantThread]:
+    query = select(ParticipantThread).where(ParticipantThread.email == email.strip().casefold())
+    return list((await session.execute(query)).scalars())
+
+
+async def insert_thread(
+    session: AsyncSession, link: StudyLink, participant: Participant
+) -> tuple[ParticipantThread, bool]:
+    """The participant's thread row, created once ever. Returns (row, created)."""
+    assert participant.respondent_user_id
+    values = {
+        "study_id": link.study_id,
+        "participant_id": participant.participant_id,
+        "person_id": participant.person_id,
+        "email": participant.email.strip().casefold() if participant.email else None,
+        "display_name": participant.display_name,
+        "respondent_project_id": link.respondent_project_id,
+        "respondent_user_id": participant.respondent_user_id,
+        "scheduling_url": participant.scheduling_url,
+        "session_starts_at": participant.session_starts_at,
+        "opted_out": participant.has_opted_out,
+        "platform": link.platform,
+        "workspace": link.workspace,
+        "channel": link.channel,
+        "created_at": utcnow(),
+    }
+    statement = (
+        _insert(session)(ParticipantThread)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["study_id", "participant_id"])
+    )
+    created = bool(getattr(await session.execute(statement), "rowcount", 0))
+    row = await thread_for_participant(session, link.study_id, participant.participant_id)
+    assert row is not None
+    return row, created
+
+
+async def refresh_thread_facts(session: AsyncSession, thread: ParticipantThread, participant: Participant) -> None:
+    """Keep session time, scheduling link and opt-out current; opting back in is Rally's call, not ours."""
+    thread.scheduling_url = participant.scheduling_url
+    thread.session_starts_at = participant.session_starts_at
+    if participant.has_opted_out:
+        thread.opted_out = True
+
+
+async def message_by_platform_ts(
+    session: AsyncSession, platform: str, channel: str, ts: str
+) -> ChatMessage | None:
+    query = select(ChatMessage).where(
+        ChatMessage.platform == platform, ChatMessage.channel == channel, ChatMessage.platform_ts == ts
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def known_respondent_uids(session: AsyncSession, uids: list[str]) -> set[str]:
+    if not uids:
+        return set()
+    query = select(ChatMessage.respondent_uid).where(ChatMessage.respondent_uid.in_(uids))
+    return {uid for uid in (await session.execute(query)).scalars() if uid}
+
+
+async def add_message(
+    session: AsyncSession,
+    *,
+    thread: ParticipantThread,
+    direction: str,
+    state: str,
+    sent_at: datetime,
+    respondent_uid: str | None = None,
+    platform_ts: str | None = None,
+    author_user_id: str | None = None,
+    author_name: str | None = None,
+) -> ChatMessage | None:
+    """Insert a message mapping; None when either of its ids is already mapped (a duplicate)."""
+    values = {
+        "thread_id": thread.id,
+        "direction": direction,
+        "respondent_uid": respondent_uid,
+        "platform": thread.platform,
+        "channel": thread.channel,
+        "platform_ts": platform_ts,
+        "author_user_id": author_user_id,
+        "author_name": author_name,
+        "state": state,
+        "sent_at": sent_at,
+        "created_at": utcnow(),
+    }
+    statement = _insert(session)(ChatMessage).values(**values).on_conflict_do_nothing()
+    if not getattr(await session.execute(statement), "rowcount", 0):
+        return None
+    if respondent_uid is not None:
+        query = select(ChatMessage).where(ChatMessage.respondent_uid == respondent_uid)
+    else:
+        query = select(ChatMessage).where(
+            ChatMessage.platform == thread.platform,
+            ChatMessage.channel == thread.channel,
+            ChatMessage.platform_ts == platform_ts,
+        )
+    return (await session.execute(query)).scalar_one()
+
+
+async def set_message_state(
+    session: AsyncSession, message_id: int, *, state: str, respondent_uid: str | None = None,
+    platform_ts: str | None = None, failure_reason: str | None = None,
+) -> None:
+    values: dict[str, object] = {"state": state}
+    if respondent_uid is not None:
+        values["respondent_uid"] = respondent_uid
+    if platform_ts is not None:
+        values["platform_ts"] = platform_ts
+    if failure_reason is not None:
+        values["failure_reason"] = failure_reason
+    await session.execute(update(ChatMessage).where(ChatMessage.id == message_id).values(**values))
