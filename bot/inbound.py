@@ -59,8 +59,15 @@ def chat_message(
 
 
 def chat_message_changed(
-    *, platform: str, event_id: str, workspace: str, channel: str, user_id: str | None, ts: str,
-    thread_ts: str | None, change: str,
+    *,
+    platform: str,
+    event_id: str,
+    workspace: str,
+    channel: str,
+    user_id: str | None,
+    ts: str,
+    thread_ts: str | None,
+    change: str,
 ) -> InboundEvent:
     """``change`` is ``edited`` or ``deleted``."""
     return InboundEvent(
@@ -105,9 +112,7 @@ def respondent_message_created(
     )
 
 
-def rally_participant_status(
-    *, svix_id: str, study_id: str, participant_id: str, status: str
-) -> InboundEvent:
+def rally_participant_status(*, svix_id: str, study_id: str, participant_id: str, status: str) -> InboundEvent:
     return InboundEvent(
         key=f"rally:webhook:{svix_id}",
         kind=EventKind.RALLY_PARTICIPANT_STATUS,

@@ -33,9 +33,7 @@ class Settings(BaseSettings):
     respondent_api_secret: SecretStr | None = Field(None, validation_alias="RESPONDENT_API_SECRET")
     respondent_webhook_key: SecretStr | None = Field(None, validation_alias="RESPONDENT_WEBHOOK_KEY")
     # Sent as externalResearcherId when opening a conversation.
-    respondent_researcher_id: str = Field(
-        "rally-bridge", validation_alias=AliasChoices("RESPONDENT_RESEARCHER_ID")
-    )
+    respondent_researcher_id: str = Field("rally-bridge", validation_alias=AliasChoices("RESPONDENT_RESEARCHER_ID"))
 
     rally_api_url: str = Field("https://api.rallyuxr.com/api/public/v1", validation_alias="RALLY_API_URL")
     rally_api_token: SecretStr | None = Field(None, validation_alias="RALLY_API_TOKEN")

@@ -19,7 +19,7 @@ def help_text(marker: str) -> str:
 
 
 def unknown_command(word: str, marker: str) -> str:
-    return f"I don't know the command \"{word}\".\n\n" + help_text(marker)
+    return f'I don\'t know the command "{word}".\n\n' + help_text(marker)
 
 
 def link_usage() -> str:
@@ -32,14 +32,14 @@ def unlink_usage() -> str:
 
 def study_not_found(study_id: str) -> str:
     return (
-        f"Rally has no study \"{study_id}\". Check the id in the study's URL in Rally "
+        f'Rally has no study "{study_id}". Check the id in the study\'s URL in Rally '
         "(it looks like st_123) and try again."
     )
 
 
 def study_not_respondent(study_id: str, name: str) -> str:
     return (
-        f"\"{name}\" ({study_id}) does not recruit from Respondent, so there is no participant chat to bridge. "
+        f'"{name}" ({study_id}) does not recruit from Respondent, so there is no participant chat to bridge. '
         "Only studies whose external panel is Respondent can be linked."
     )
 
@@ -53,14 +53,14 @@ def no_email(user_name: str) -> str:
 
 def not_on_team(study_name: str) -> str:
     return (
-        f"You're not on the team of \"{study_name}\" in Rally with the same email as in Slack. "
+        f'You\'re not on the team of "{study_name}" in Rally with the same email as in Slack. '
         "Ask the study owner to add you as a teammate with external-panel access."
     )
 
 
 def no_panel_access(study_name: str) -> str:
     return (
-        f"You're on the team of \"{study_name}\" but without external-panel access, which messaging "
+        f'You\'re on the team of "{study_name}" but without external-panel access, which messaging '
         "Respondent participants needs. Ask the study owner to grant it in Rally."
     )
 
@@ -71,19 +71,18 @@ def rally_user_inactive(status: str) -> str:
 
 def already_linked_elsewhere(study_name: str) -> str:
     return (
-        f"\"{study_name}\" is already bridged to another channel. A study has one channel: run "
-        "/rally unlink there first."
+        f'"{study_name}" is already bridged to another channel. A study has one channel: run /rally unlink there first.'
     )
 
 
 def already_linked_here(study_name: str) -> str:
-    return f"\"{study_name}\" is already bridged to this channel."
+    return f'"{study_name}" is already bridged to this channel.'
 
 
 def linked(study_name: str, study_id: str, who: str, approved: int) -> str:
     people = "participant" if approved == 1 else "participants"
     return (
-        f"{who} linked Rally study \"{study_name}\" ({study_id}) to this channel. "
+        f'{who} linked Rally study "{study_name}" ({study_id}) to this channel. '
         f"{approved} approved {people} so far; each gets a thread here. Reply in a thread to message them."
     )
 
@@ -93,13 +92,11 @@ def not_linked_here(study_id: str) -> str:
 
 
 def unlinked(study_name: str, who: str) -> str:
-    return (
-        f"{who} unlinked \"{study_name}\". Its threads stay, but nothing more is relayed from or to them."
-    )
+    return f'{who} unlinked "{study_name}". Its threads stay, but nothing more is relayed from or to them.'
 
 
 def study_unlinked_refusal(study_name: str) -> str:
-    return f"\"{study_name}\" is no longer bridged, so this reply was not sent. Link it again to resume."
+    return f'"{study_name}" is no longer bridged, so this reply was not sent. Link it again to resume.'
 
 
 def participant_opted_out(name: str) -> str:

@@ -109,8 +109,14 @@ async def claim(
         row.lease_until = now + lease
         claimed.append(
             Claimed(
-                id=row.id, key=row.key, kind=row.kind, lane=row.lane, payload=dict(row.payload),
-                attempts=row.attempts, needs_verify=row.needs_verify, created_at=row.created_at,
+                id=row.id,
+                key=row.key,
+                kind=row.kind,
+                lane=row.lane,
+                payload=dict(row.payload),
+                attempts=row.attempts,
+                needs_verify=row.needs_verify,
+                created_at=row.created_at,
             )
         )
     return claimed

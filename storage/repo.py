@@ -106,9 +106,7 @@ async def refresh_thread_facts(session: AsyncSession, thread: ParticipantThread,
         thread.opted_out = True
 
 
-async def message_by_platform_ts(
-    session: AsyncSession, platform: str, channel: str, ts: str
-) -> ChatMessage | None:
+async def message_by_platform_ts(session: AsyncSession, platform: str, channel: str, ts: str) -> ChatMessage | None:
     query = select(ChatMessage).where(
         ChatMessage.platform == platform, ChatMessage.channel == channel, ChatMessage.platform_ts == ts
     )
@@ -163,8 +161,13 @@ async def add_message(
 
 
 async def set_message_state(
-    session: AsyncSession, message_id: int, *, state: str, respondent_uid: str | None = None,
-    platform_ts: str | None = None, failure_reason: str | None = None,
+    session: AsyncSession,
+    message_id: int,
+    *,
+    state: str,
+    respondent_uid: str | None = None,
+    platform_ts: str | None = None,
+    failure_reason: str | None = None,
 ) -> None:
     values: dict[str, object] = {"state": state}
     if respondent_uid is not None:

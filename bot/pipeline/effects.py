@@ -59,8 +59,10 @@ async def perform(services: Services, item: Claimed) -> Apply:
         posted = await _verified_post(services, item, thread.channel, None)
         if posted is None:
             root = ThreadRoot(
-                participant_name=thread.display_name, study_name=await _study_name(services, thread.study_id),
-                session_starts_at=thread.session_starts_at, scheduling_url=thread.scheduling_url,
+                participant_name=thread.display_name,
+                study_name=await _study_name(services, thread.study_id),
+                session_starts_at=thread.session_starts_at,
+                scheduling_url=thread.scheduling_url,
             )
             posted = await chat.post_thread_root(thread.channel, root, key=item.key)
         return _store_root(thread.id, posted)
@@ -139,11 +141,17 @@ async def _relay(services: Services, item: Claimed) -> Apply:
         sent = await services.respondent.send_message(conversation_uid, p["body"])
     author = p["author"]
     entry = ArchiveEntry(
-        study_id=thread.study_id, participant_id=thread.participant_id,
+        study_id=thread.study_id,
+        participant_id=thread.participant_id,
         external_id=f"{thread.platform}:{thread.workspace}:{thread.channel}:{author['platform_ts']}",
-        direction=Direction.TO_PARTICIPANT, body=p["body"], sent_at=sent.created_at or item.created_at,
-        author_type=AuthorType.RESEARCHER, source=Source(thread.platform.upper()),
-        author_user_id=author.get("user_id"), author_email=author.get("email"), author_name=author.get("name"),
+        direction=Direction.TO_PARTICIPANT,
+        body=p["body"],
+        sent_at=sent.created_at or item.created_at,
+        author_type=AuthorType.RESEARCHER,
+        source=Source(thread.platform.upper()),
+        author_user_id=author.get("user_id"),
+        author_email=author.get("email"),
+        author_name=author.get("name"),
         respondent_message_uid=sent.uid,
     )
     thread_id, message_id, channel = thread.id, p["message_id"], thread.channel
@@ -163,7 +171,8 @@ async def _open_conversation(services: Services, thread: ParticipantThread) -> s
     Only one relay per participant runs at a time (their lane), so two conversations are never opened.
     """
     existing = [
-        c for c in await services.respondent.list_conversations(thread.respondent_project_id)
+        c
+        for c in await services.respondent.list_conversations(thread.respondent_project_id)
         if thread.respondent_user_id in c.participant_user_ids
     ]
     if existing:
@@ -191,10 +200,9 @@ async def _find_sent(
     conversation = await services.respondent.get_conversation(conversation_uid)
     since = item.created_at - timedelta(minutes=1)
     candidates = [
-        m for m in conversation.messages
-        if m.body == body
-        and m.sender_uid != participant_user_id
-        and (m.created_at is None or m.created_at >= since)
+        m
+        for m in conversation.messages
+        if m.body == body and m.sender_uid != participant_user_id and (m.created_at is None or m.created_at >= since)
     ]
     if not candidates:
         return None
@@ -227,4 +235,3 @@ async def on_permanent_failure(services: Services, item: Claimed, reason: str) -
         return tell_archive
     log.warning("outbox %s (%s) failed for good: %s", item.id, item.kind, reason)
     return _nothing
-

@@ -18,13 +18,14 @@ from bot import texts
 from bot.commands import parse_command
 from bot.domain import ArchiveEntry, AuthorType, Conversation, Direction, Participant, Source, Study
 from bot.errors import NotFound, PermanentFailure
-from bot.inbound import EventKind
+from bot.inbound import EventKind, reconcile_study
+from bot.inbox import lane_for
 from bot.permissions import Decision, may_act_for_study, may_message_participant
 from bot.pipeline import outbox
 from bot.pipeline.services import Services
 from storage import repo
-from storage.models import ParticipantThread, StudyLink
-from storage.queue import Claimed, utcnow
+from storage.models import InboxEvent, ParticipantThread, StudyLink
+from storage.queue import Claimed, enqueue, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,15 @@ async def _command(services: Services, event: Claimed) -> Apply:
             return
         if link is None:
             link = StudyLink(
-                study_id=study.study_id, study_name=study.name, linked_at=utcnow(),
-                respondent_project_id=study.respondent_project_id or "", platform=p["platform"],
-                workspace=p["workspace"], channel=channel, active=True, linked_by=user_id,
+                study_id=study.study_id,
+                study_name=study.name,
+                linked_at=utcnow(),
+                respondent_project_id=study.respondent_project_id or "",
+                platform=p["platform"],
+                workspace=p["workspace"],
+                channel=channel,
+                active=True,
+                linked_by=user_id,
             )
             session.add(link)
             await session.flush()
@@ -106,9 +113,7 @@ async def _command(services: Services, event: Claimed) -> Apply:
     return apply
 
 
-async def _unlink(
-    services: Services, event: Claimed, study: Study, who: str, reply: Callable[[str], Apply]
-) -> Apply:
+async def _unlink(services: Services, event: Claimed, study: Study, who: str, reply: Callable[[str], Apply]) -> Apply:
     channel = event.payload["channel"]
 
     async def apply(session: AsyncSession) -> None:
@@ -136,6 +141,16 @@ async def _ensure_thread(session: AsyncSession, link: StudyLink, participant: Pa
     thread, created = await repo.insert_thread(session, link, participant)
     if created:
         await outbox.post_root(session, thread)
+        # Messages the participant wrote before their thread existed are picked up from Respondent now.
+        catch_up = reconcile_study(study_id=link.study_id, cycle=f"new-thread:{participant.participant_id}")
+        await enqueue(
+            session,
+            InboxEvent,
+            key=catch_up.key,
+            kind=catch_up.kind.value,
+            lane=lane_for(catch_up),
+            payload=catch_up.payload,
+        )
     else:
         await repo.refresh_thread_facts(session, thread, participant)
     return thread
@@ -170,8 +185,14 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
     team = await services.rally.get_team(thread.study_id)
     users = await services.rally.find_users_by_email(user.email) if user.email else []
     decision = may_message_participant(
-        email=user.email, chat_name=user.name, study_name=link.study_name, link_active=link.active,
-        participant_name=thread.display_name, participant_opted_out=thread.opted_out, team=team, rally_users=users,
+        email=user.email,
+        chat_name=user.name,
+        study_name=link.study_name,
+        link_active=link.active,
+        participant_name=thread.display_name,
+        participant_opted_out=thread.opted_out,
+        team=team,
+        rally_users=users,
     )
     if not decision.allowed:
         return _private_notices(key, channel, user_id, thread_ts, [decision.reason])
@@ -183,17 +204,28 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
         current = await repo.thread_by_id(session, thread_id)
         assert current is not None
         message = await repo.add_message(
-            session, thread=current, direction=Direction.TO_PARTICIPANT.value, state="pending",
-            sent_at=_slack_time(ts), platform_ts=ts, author_user_id=user_id,
+            session,
+            thread=current,
+            direction=Direction.TO_PARTICIPANT.value,
+            state="pending",
+            sent_at=_slack_time(ts),
+            platform_ts=ts,
+            author_user_id=user_id,
             author_name=author.fullname if author else user.name,
         )
         if message is None:
             return  # the same Slack message arrived again: already relayed once
         await outbox.relay(
-            session, current, message.id, body, key,
+            session,
+            current,
+            message.id,
+            body,
+            key,
             author={
-                "user_id": author.user_id if author else None, "email": user.email,
-                "name": author.fullname if author else user.name, "platform_ts": ts,
+                "user_id": author.user_id if author else None,
+                "email": user.email,
+                "name": author.fullname if author else user.name,
+                "platform_ts": ts,
             },
         )
         for index, notice in enumerate(notices):
@@ -279,19 +311,31 @@ async def _ingest_thread(session: AsyncSession, thread: ParticipantThread, conve
             continue
         sent_at = message.created_at or utcnow()
         row = await repo.add_message(
-            session, thread=thread, direction=Direction.FROM_PARTICIPANT.value, state="mirrored",
-            sent_at=sent_at, respondent_uid=message.uid, author_name=thread.display_name,
+            session,
+            thread=thread,
+            direction=Direction.FROM_PARTICIPANT.value,
+            state="mirrored",
+            sent_at=sent_at,
+            respondent_uid=message.uid,
+            author_name=thread.display_name,
         )
         if row is None:
             continue
         await outbox.mirror(session, thread, row.id, message.uid, message.body)
         await outbox.archive(
-            session, thread.id,
+            session,
+            thread.id,
             ArchiveEntry(
-                study_id=thread.study_id, participant_id=thread.participant_id,
-                external_id=f"respondent:{message.uid}", direction=Direction.FROM_PARTICIPANT, body=message.body,
-                sent_at=sent_at, author_type=AuthorType.PARTICIPANT, source=Source.RESPONDENT,
-                author_name=thread.display_name, respondent_message_uid=message.uid,
+                study_id=thread.study_id,
+                participant_id=thread.participant_id,
+                external_id=f"respondent:{message.uid}",
+                direction=Direction.FROM_PARTICIPANT,
+                body=message.body,
+                sent_at=sent_at,
+                author_type=AuthorType.PARTICIPANT,
+                source=Source.RESPONDENT,
+                author_name=thread.display_name,
+                respondent_message_uid=message.uid,
             ),
         )
 

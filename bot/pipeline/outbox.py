@@ -38,8 +38,11 @@ async def _add(session: AsyncSession, effect: Effect, key: str, lane: str, paylo
 
 async def post_root(session: AsyncSession, thread: ParticipantThread) -> bool:
     return await _add(
-        session, Effect.POST_ROOT, f"root:{thread.study_id}:{thread.participant_id}",
-        thread_lane(thread.id), {"thread_id": thread.id},
+        session,
+        Effect.POST_ROOT,
+        f"root:{thread.study_id}:{thread.participant_id}",
+        thread_lane(thread.id),
+        {"thread_id": thread.id},
     )
 
 
@@ -47,22 +50,26 @@ async def mirror(
     session: AsyncSession, thread: ParticipantThread, message_id: int, respondent_uid: str, body: str
 ) -> bool:
     return await _add(
-        session, Effect.MIRROR, f"mirror:{respondent_uid}", thread_lane(thread.id),
+        session,
+        Effect.MIRROR,
+        f"mirror:{respondent_uid}",
+        thread_lane(thread.id),
         {"thread_id": thread.id, "message_id": message_id, "author_name": thread.display_name, "body": body},
     )
 
 
 async def notice_in_thread(session: AsyncSession, thread: ParticipantThread, key: str, text: str) -> bool:
     return await _add(
-        session, Effect.NOTICE, f"notice:{key}", thread_lane(thread.id),
+        session,
+        Effect.NOTICE,
+        f"notice:{key}",
+        thread_lane(thread.id),
         {"thread_id": thread.id, "channel": thread.channel, "text": text},
     )
 
 
 async def notice_in_channel(session: AsyncSession, channel: str, key: str, text: str) -> bool:
-    return await _add(
-        session, Effect.NOTICE, f"notice:{key}", f"channel:{channel}", {"channel": channel, "text": text}
-    )
+    return await _add(session, Effect.NOTICE, f"notice:{key}", f"channel:{channel}", {"channel": channel, "text": text})
 
 
 async def private(
@@ -70,7 +77,10 @@ async def private(
 ) -> bool:
     """Something only one person sees. Its own lane: it waits for nothing."""
     return await _add(
-        session, Effect.PRIVATE, f"private:{key}", f"private:{key}",
+        session,
+        Effect.PRIVATE,
+        f"private:{key}",
+        f"private:{key}",
         {"channel": channel, "user_id": user_id, "text": text, "thread_ts": thread_ts},
     )
 
@@ -81,12 +91,20 @@ async def reaction(session: AsyncSession, channel: str, ts: str, name: str) -> b
 
 
 async def relay(
-    session: AsyncSession, thread: ParticipantThread, message_id: int, body: str, source_key: str,
-    *, author: dict[str, str | None],
+    session: AsyncSession,
+    thread: ParticipantThread,
+    message_id: int,
+    body: str,
+    source_key: str,
+    *,
+    author: dict[str, str | None],
 ) -> bool:
     """Send a researcher's reply to the participant; on success it is archived and marked delivered."""
     return await _add(
-        session, Effect.RELAY, f"relay:{source_key}", f"relay:{thread.id}",
+        session,
+        Effect.RELAY,
+        f"relay:{source_key}",
+        f"relay:{thread.id}",
         {"thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
     )
 
@@ -111,17 +129,26 @@ def archive_payload(thread_id: int, entry: ArchiveEntry) -> dict[str, Any]:
 
 def archive_entry(payload: dict[str, Any]) -> ArchiveEntry:
     return ArchiveEntry(
-        study_id=payload["study_id"], participant_id=payload["participant_id"], external_id=payload["external_id"],
-        direction=Direction(payload["direction"]), body=payload["body"],
-        sent_at=datetime.fromisoformat(payload["sent_at"]), author_type=AuthorType(payload["author_type"]),
-        source=Source(payload["source"]), author_user_id=payload.get("author_user_id"),
-        author_email=payload.get("author_email"), author_name=payload.get("author_name"),
+        study_id=payload["study_id"],
+        participant_id=payload["participant_id"],
+        external_id=payload["external_id"],
+        direction=Direction(payload["direction"]),
+        body=payload["body"],
+        sent_at=datetime.fromisoformat(payload["sent_at"]),
+        author_type=AuthorType(payload["author_type"]),
+        source=Source(payload["source"]),
+        author_user_id=payload.get("author_user_id"),
+        author_email=payload.get("author_email"),
+        author_name=payload.get("author_name"),
         respondent_message_uid=payload.get("respondent_message_uid"),
     )
 
 
 async def archive(session: AsyncSession, thread_id: int, entry: ArchiveEntry) -> bool:
     return await _add(
-        session, Effect.ARCHIVE, f"archive:{entry.external_id}", f"archive:{thread_id}",
+        session,
+        Effect.ARCHIVE,
+        f"archive:{entry.external_id}",
+        f"archive:{thread_id}",
         archive_payload(thread_id, entry),
     )

@@ -1,0 +1,122 @@
+"""The `rallybridge` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import typer
+from aiohttp import web
+
+from bot import logs
+from bot.config_check import load_settings, problems_for_serve
+from bot.settings import Settings
+
+cli = typer.Typer(help="Rally Bridge: Respondent participant chat in your Slack channels.", no_args_is_help=True)
+db_cli = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+log = logging.getLogger("rallybridge")
+
+
+def _settings_or_exit(*, for_serve: bool) -> Settings:
+    settings, problems = load_settings()
+    if settings is not None and for_serve:
+        problems = problems_for_serve(settings)
+    if settings is None or problems:
+        typer.echo("Rally Bridge is not configured correctly:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        typer.echo("Set these in the environment or in a .env file (see README: Configuration).", err=True)
+        raise typer.Exit(code=2)
+    return settings
+
+
+@cli.command("check-config")
+def check_config() -> None:
+    """Name every missing or invalid setting and exit non-zero if there is one."""
+    settings = _settings_or_exit(for_serve=True)
+    mode = "Socket Mode" if settings.socket_mode else f"HTTP on {settings.host}:{settings.port}"
+    typer.echo(f"Configuration OK: Slack over {mode}, database {settings.database_url.split('://')[0]}.")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the newest version (Alembic head)."""
+    from storage.migrate import head_revision, upgrade
+
+    settings, problems = load_settings()
+    if settings is None:
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(code=2)
+    upgrade(settings.database_url)
+    typer.echo(f"Database schema is at revision {head_revision()} (newest).")
+
+
+@cli.command()
+def serve(
+    socket_mode: bool = typer.Option(
+        False, "--socket-mode", help="Receive Slack over Socket Mode (needs SLACK_APP_TOKEN)."
+    ),
+) -> None:
+    """Run the bridge: every HTTP route on one aiohttp server, plus the workers."""
+    settings = _settings_or_exit(for_serve=True)
+    logs.configure(settings.log_level)
+    if socket_mode and settings.slack_app_token is None:
+        typer.echo("--socket-mode needs SLACK_APP_TOKEN (an xapp- app-level token).", err=True)
+        raise typer.Exit(code=2)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, socket_mode=socket_mode or settings.socket_mode))
+
+
+async def _serve(settings: Settings, *, socket_mode: bool) -> None:
+    from bot.app import SchemaOutOfDate, build_bridge
+
+    bridge = build_bridge(settings, http_slack=not socket_mode)
+    runner = web.AppRunner(bridge.web_app, access_log=None)
+    try:
+        await runner.setup()
+    except SchemaOutOfDate as exc:
+        typer.echo(f"Refusing to start: {exc}", err=True)
+        await bridge.services.db.dispose()
+        raise typer.Exit(code=3) from exc
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    handler = None
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+        assert settings.slack_app_token is not None
+        handler = AsyncSocketModeHandler(bridge.bolt, settings.slack_app_token.get_secret_value())
+        await handler.connect_async()
+    log.info(
+        "Rally Bridge listening on %s:%s (Slack over %s)",
+        settings.host,
+        settings.port,
+        "Socket Mode" if socket_mode else "HTTP",
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        if handler is not None:
+            await handler.close_async()
+        await runner.cleanup()
+
+
+@cli.command()
+def demo(
+    port: int = typer.Option(0, help="Port for the bridge (0: any free port)."),
+    database: str = typer.Option("", help="Database URL (default: a fresh SQLite file in ./.demo/)."),
+    pace: float = typer.Option(0.6, help="Seconds between the demo's steps (0 for as fast as possible)."),
+) -> None:
+    """Play a realistic study on local stand-ins of Slack, Respondent and Rally. No account, no network."""
+    from bot.demo import run_demo
+
+    logs.configure("WARNING")
+    code = asyncio.run(run_demo(port=port, database_url=database or None, pace=pace))
+    raise typer.Exit(code=code)
+
+
+def main() -> None:
+    cli()
