@@ -11,12 +11,11 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.rally.client import RallyClient
 from adapters.respondent.client import RespondentClient
 from adapters.slack.inbound import build_bolt_app, slack_route
-from adapters.slack.platform import SlackPlatform
+from adapters.slack.platform import SlackPlatform, build_client
 from bot.inbound import InboundEvent, reconcile_study
 from bot.inbox import record
 from bot.pipeline.services import Services
@@ -102,7 +101,7 @@ class Bridge:
 def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     """Wire the bridge from settings. ``http_slack`` False leaves Slack to Socket Mode."""
     db = Database(settings.database_url)
-    slack_client = AsyncWebClient(token=_secret(settings.slack_bot_token), base_url=settings.slack_api_url)
+    slack_client = build_client(_secret(settings.slack_bot_token), base_url=settings.slack_api_url)
     respondent = RespondentClient(
         settings.respondent_api_url, _secret(settings.respondent_api_key), _secret(settings.respondent_api_secret)
     )

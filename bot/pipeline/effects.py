@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
-from bot.errors import PermanentFailure
+from bot.errors import PermanentFailure, UnknownOutcome
 from bot.pipeline import outbox
 from bot.pipeline.intake import Apply
 from bot.pipeline.outbox import Effect
@@ -83,7 +83,11 @@ async def perform(services: Services, item: Claimed) -> Apply:
             await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=thread_ts)
         return _nothing
     if effect is Effect.PRIVATE:
-        await chat.post_private(p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts"))
+        try:
+            await chat.post_private(p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts"))
+        except UnknownOutcome:
+            # Ephemeral messages cannot be looked up afterwards: at most once beats twice.
+            log.info("private notice %s may not have arrived; not repeated", item.key)
         return _nothing
     if effect is Effect.REACTION:
         await chat.add_reaction(p["channel"], p["ts"], p["name"])

@@ -1,0 +1,106 @@
+"""Slack mrkdwn in both directions: make outside text inert, and turn Slack markup into plain text.
+
+Slack's message text is mrkdwn in which every ``<...>`` is a control sequence (mentions, links,
+``<!channel>``) and literal ``&``, ``<``, ``>`` are sent as ``&amp;``, ``&lt;``, ``&gt;``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"<([^<>]*)>")
+_BROADCASTS = {"here", "channel", "everyone"}
+
+
+def escape(text: str) -> str:
+    """Make outside text inert in mrkdwn: ``&`` -> ``&amp;``, ``<`` -> ``&lt;``, ``>`` -> ``&gt;``.
+
+    After this no participant text can mention (``<!channel>``, ``<@U1>``) or disguise a link
+    (``<https://evil|bank>``). Formatting characters (``*``, ``_``, ``~``, backticks) are left alone.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Undo :func:`escape` (``&amp;`` last, so ``&amp;lt;`` becomes the literal ``&lt;``)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _split_label(inner: str) -> tuple[str, str | None]:
+    target, sep, label = inner.partition("|")
+    return target, (label if sep else None)
+
+
+def _strip_scheme(url: str) -> str:
+    for prefix in ("https://", "http://", "mailto:"):
+        if url.startswith(prefix):
+            return url[len(prefix) :].rstrip("/")
+    return url.rstrip("/")
+
+
+def _link_text(url: str, label: str | None) -> str:
+    """``<url|label>`` as plain text: ``label (url)``, or just one of them when they say the same."""
+    if url.startswith("mailto:"):
+        address = url[len("mailto:") :]
+        if label is None or label == address:
+            return address
+        return f"{label} ({address})"
+    if label is None or not label.strip() or label == url or label == _strip_scheme(url):
+        return url
+    return f"{label} ({url})"
+
+
+async def _resolve(resolve_user: Callable[[str], Awaitable[str]], user_id: str, label: str | None) -> str:
+    """A user's display name; best effort: on any failure the label Slack sent, else the id."""
+    try:
+        name = await resolve_user(user_id)
+    except Exception as exc:  # resolution must never lose a researcher's message
+        log.warning("slack user %s could not be resolved: %s", user_id, type(exc).__name__)
+        name = ""
+    name = name or (label or "").lstrip("@") or user_id
+    return f"@{name}"
+
+
+async def _control_to_text(inner: str, resolve_user: Callable[[str], Awaitable[str]]) -> str:
+    """One control sequence (without the angle brackets) as plain text. Labels/urls are unescaped here."""
+    target, label = _split_label(inner)
+    label_text = unescape(label) if label is not None else None
+    if target.startswith("@"):
+        return await _resolve(resolve_user, target[1:], label_text)
+    if target.startswith("#"):
+        name = (label_text or target[1:]).lstrip("#")
+        return f"#{name}"
+    if target.startswith("!"):
+        command, _, _args = target[1:].partition("^")
+        if command in _BROADCASTS:
+            return f"@{command}"
+        if command == "subteam":
+            return label_text if label_text else "@team"
+        if command == "date":
+            return label_text or ""
+        return label_text if label_text is not None else f"@{command}"
+    return _link_text(unescape(target), label_text)
+
+
+async def to_plain_text(text: str, resolve_user: Callable[[str], Awaitable[str]]) -> str:
+    """A researcher's Slack message text as the participant should read it.
+
+    ``<https://x|label>`` -> ``label (https://x)``, ``<https://x>`` -> ``https://x``,
+    ``<mailto:a@b|a@b>`` -> ``a@b``, ``<@U1>`` / ``<@U1|name>`` -> ``@Name`` (via ``resolve_user``; on
+    failure the label or id), ``<#C1|general>`` -> ``#general``, ``<!here>`` -> ``@here`` (also channel,
+    everyone), ``<!subteam^S1|@team>`` -> ``@team``, ``<!date^...|fallback>`` -> ``fallback``. Then
+    ``&lt; &gt; &amp;`` are unescaped (only in Slack's own text: resolved names are used as they are).
+    Emoji codes such as ``:smile:`` and mrkdwn emphasis stay as typed.
+    """
+    parts: list[str] = []
+    pos = 0
+    for match in _CONTROL.finditer(text):
+        parts.append(unescape(text[pos : match.start()]))
+        parts.append(await _control_to_text(match.group(1), resolve_user))
+        pos = match.end()
+    parts.append(unescape(text[pos:]))
+    return "".join(parts)

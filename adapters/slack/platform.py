@@ -1,0 +1,360 @@
+"""``ChatPlatform`` for Slack, on slack_sdk's ``AsyncWebClient``.
+
+Design decisions (documented here once):
+
+* Retries belong to the caller's outbox. ``SlackPlatform`` therefore empties the client's
+  ``retry_handlers``: slack_sdk's default connection-error handler would silently repeat a
+  ``chat.postMessage`` that may already have been posted, and a rate-limit handler would hide 429s.
+  Build clients with :func:`build_client` (no retry handlers, short timeout) or accept that the client
+  handed in is changed in place.
+* Attribution of participant messages is in the text (``*Jordan L.* (participant):`` on its own line,
+  then the escaped body), so only ``chat:write`` is needed, not ``chat:write.customize``.
+* Every post carries message metadata ``{"event_type": "rallybridge_post", "event_payload": {"key": k}}``;
+  :meth:`SlackPlatform.find_post` scans recent history for it after an unknown outcome.
+* Bodies longer than Slack's 40,000-character text limit are split (never truncated) into parts posted in
+  order with keys ``key#1``, ``key#2``...; each part's header says ``part i/n``. Before posting a split
+  message the thread is scanned and only missing parts are posted, so a retry completes a partial post.
+  ``find_post`` reports such a message only when every part exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import format as fmt
+from bot.domain import ChatUser, PostedMessage
+from bot.errors import NotFound, PermanentFailure, RallyBridgeError, TemporaryFailure, UnknownOutcome
+from bot.ports import ThreadRoot
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "rallybridge_post"
+MAX_TEXT_CHARS = 40_000
+_TEMPORARY_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+_REASONS = {
+    "channel_not_found": "the Slack channel does not exist or the bot cannot see it",
+    "not_in_channel": "the bot is not a member of the Slack channel",
+    "is_archived": "the Slack channel is archived",
+    "invalid_auth": "the Slack token is invalid",
+    "not_authed": "no Slack token was sent",
+    "token_revoked": "the Slack token was revoked",
+    "account_inactive": "the Slack app or workspace is inactive",
+    "missing_scope": "the Slack app lacks a required scope",
+    "msg_too_long": "the message is longer than Slack accepts",
+    "no_text": "the message is empty",
+    "invalid_blocks": "Slack rejected the message layout",
+    "restricted_action": "the workspace does not allow the bot to post there",
+    "thread_not_found": "the Slack thread does not exist",
+    "message_not_found": "the Slack message does not exist",
+    "user_not_found": "the Slack user does not exist",
+    "user_not_in_channel": "the Slack user is not in the channel",
+}
+_NOT_FOUND = {"channel_not_found", "thread_not_found", "message_not_found", "user_not_found"}
+
+
+def build_client(token: str, *, base_url: str | None = None, timeout: int = 10) -> AsyncWebClient:
+    """An ``AsyncWebClient`` suitable for :class:`SlackPlatform`: no SDK retries, bounded time per call."""
+    kwargs: dict[str, Any] = {"token": token, "timeout": timeout, "retry_handlers": []}
+    if base_url is not None:
+        kwargs["base_url"] = base_url
+    return AsyncWebClient(**kwargs)
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_code(exc: SlackApiError) -> str:
+    data = getattr(exc.response, "data", None)
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+def map_error(method: str, exc: BaseException) -> RallyBridgeError:
+    """Translate a slack_sdk / aiohttp failure of ``method`` into a ``bot.errors`` exception."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = int(getattr(response, "status_code", 0) or 0)
+        error = _error_code(exc)
+        if status == 429 or error == "ratelimited":
+            return TemporaryFailure(
+                f"Slack {method} rate limited", retry_after=_retry_after(getattr(response, "headers", None))
+            )
+        if status >= 500 or error in _TEMPORARY_ERRORS:
+            return TemporaryFailure(f"Slack {method} failed: HTTP {status} {error}".rstrip())
+        reason = _REASONS.get(error, f"Slack refused {method}: {error or f'HTTP {status}'}")
+        if error in _NOT_FOUND:
+            return NotFound(reason, status=status)
+        return PermanentFailure(reason, status=status)
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return TemporaryFailure(f"Slack {method}: could not connect ({type(exc).__name__})")
+    if isinstance(
+        exc, asyncio.TimeoutError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
+    ):
+        return UnknownOutcome(f"Slack {method}: no answer ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientError):
+        return UnknownOutcome(f"Slack {method}: {type(exc).__name__}")
+    return PermanentFailure(f"Slack {method}: unexpected {type(exc).__name__}")
+
+
+def format_session_time(when: datetime) -> str:
+    """``Fri 27 Nov 2026, 17:00 UTC`` (naive datetimes are taken as UTC)."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters that rejoin to exactly ``text``.
+
+    Prefers to cut after a newline, then after a space; never cuts inside an ``&amp;``-style entity.
+    """
+    if limit < 16:
+        raise ValueError("limit too small")
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = window.rfind("\n") + 1
+        if cut < limit // 2:
+            cut = window.rfind(" ") + 1
+        if cut < limit // 2:
+            cut = limit
+            amp = window.rfind("&", limit - 5)
+            if amp != -1 and ";" not in window[amp:]:
+                cut = amp
+        chunks.append(rest[:cut])
+        rest = rest[cut:]
+    chunks.append(rest)
+    return chunks
+
+
+@dataclass
+class _Found:
+    single: PostedMessage | None = None
+    parts: dict[int, PostedMessage] = field(default_factory=dict)
+    total: int = 0
+
+
+class SlackPlatform:
+    """The Slack side of the bridge: implements ``bot.ports.ChatPlatform``."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        max_text_chars: int = MAX_TEXT_CHARS,
+        scan_limit: int = 200,
+        scan_pages: int = 5,
+        user_cache_seconds: float = 600.0,
+    ) -> None:
+        """Wrap ``client``; its SDK retry handlers are removed (the outbox owns retries)."""
+        client.retry_handlers = []
+        self._client = client
+        self._max_text = max_text_chars
+        self._scan_limit = scan_limit
+        self._scan_pages = scan_pages
+        self._cache_seconds = user_cache_seconds
+        self._users: dict[str, tuple[float, ChatUser]] = {}
+
+    async def _guard(
+        self, method: str, call: Awaitable[Any], *, ok_errors: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """Await one SDK call, translating every failure into ``bot.errors``. Never logs bodies or tokens.
+
+        Slack error codes in ``ok_errors`` count as success (an empty dict is returned).
+        """
+        try:
+            response = await call
+        except Exception as exc:
+            if isinstance(exc, SlackApiError) and ok_errors and _error_code(exc) in ok_errors:
+                return {}
+            mapped = map_error(method, exc)
+            log.info("slack %s failed: %s", method, type(mapped).__name__)
+            raise mapped from exc
+        data = response.data
+        return data if isinstance(data, dict) else {}
+
+    async def _post(
+        self,
+        channel: str,
+        key: str,
+        *,
+        text: str,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> PostedMessage:
+        args: dict[str, Any] = {
+            "channel": channel,
+            "text": text,
+            "metadata": {"event_type": EVENT_TYPE, "event_payload": {"key": key, **(payload or {})}},
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+        if thread_ts is not None:
+            args["thread_ts"] = thread_ts
+        if blocks is not None:
+            args["blocks"] = blocks
+        data = await self._guard("chat.postMessage", self._client.chat_postMessage(**args))
+        return PostedMessage(channel=str(data.get("channel") or channel), ts=str(data["ts"]))
+
+    async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
+        """Post the root of a participant's thread: who, which study, when, scheduling link, how to reply."""
+        name = fmt.escape(root.participant_name)
+        study = fmt.escape(root.study_name)
+        lines = [f"*{name}* · {study}"]
+        fallback = [f"{root.participant_name} · {root.study_name}"]
+        if root.session_starts_at is not None:
+            shown = format_session_time(root.session_starts_at)
+            unix = int(root.session_starts_at.replace(tzinfo=root.session_starts_at.tzinfo or UTC).timestamp())
+            lines.append(f"Session: <!date^{unix}^{{date_short_pretty}} {{time}}|{shown}>")
+            fallback.append(f"Session: {shown}")
+        url = root.scheduling_url
+        if url:
+            if url.startswith(("https://", "http://")) and " " not in url:
+                safe = fmt.escape(url).replace("|", "%7C")
+                lines.append(f"Scheduling: <{safe}|scheduling link>")
+            else:
+                lines.append(f"Scheduling: {fmt.escape(url)}")
+            fallback.append(f"Scheduling: {url}")
+        hint = "Reply in this thread to message them."
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]},
+        ]
+        text = fmt.escape("\n".join([*fallback, hint]))
+        return await self._post(channel, key, text=text, blocks=blocks)
+
+    async def post_participant_message(
+        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+    ) -> PostedMessage:
+        """Post a participant's message in their thread, attributed; split (never truncated) if too long."""
+        header = f"*{fmt.escape(author_name)}* (participant)"
+        escaped = fmt.escape(body)
+        if len(header) + 1 + len(escaped) <= self._max_text:
+            return await self._post(channel, key, text=f"{header}:\n{escaped}", thread_ts=thread_ts)
+        room = self._max_text - len(header) - len(" (part 999/999):\n")
+        chunks = split_text(escaped, room)
+        total = len(chunks)
+        existing = (await self._existing_parts(channel, key, thread_ts)).parts
+        first: PostedMessage | None = existing.get(1)
+        for index, chunk in enumerate(chunks, start=1):
+            if index in existing:
+                continue
+            text = f"*{fmt.escape(author_name)}* (participant, part {index}/{total}):\n{chunk}"
+            posted = await self._post(
+                channel, f"{key}#{index}", text=text, thread_ts=thread_ts, payload={"part": index, "parts": total}
+            )
+            first = first or posted
+        assert first is not None
+        return first
+
+    async def post_notice(self, channel: str, text: str, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+        """Post the bot's own plain-text notice (escaped) in the channel or a thread."""
+        return await self._post(channel, key, text=fmt.escape(text), thread_ts=thread_ts)
+
+    async def post_private(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
+        """Tell ``user_id`` something only they see (``chat.postEphemeral``)."""
+        args: dict[str, Any] = {"channel": channel, "user": user_id, "text": fmt.escape(text)}
+        if thread_ts is not None:
+            args["thread_ts"] = thread_ts
+        await self._guard("chat.postEphemeral", self._client.chat_postEphemeral(**args))
+
+    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Add emoji ``name`` to a message; an existing reaction counts as success."""
+        call = self._client.reactions_add(channel=channel, timestamp=ts, name=name.strip(":"))
+        await self._guard("reactions.add", call, ok_errors=frozenset({"already_reacted"}))
+
+    async def _scan(self, channel: str, thread_ts: str | None) -> AsyncIterator[dict[str, Any]]:
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        cursor: str | None = None
+        for _ in range(self._scan_pages):
+            args: dict[str, Any] = {"channel": channel, "limit": self._scan_limit, "include_all_metadata": True}
+            if thread_ts:
+                args["ts"] = thread_ts
+            if cursor:
+                args["cursor"] = cursor
+            call = (
+                self._client.conversations_replies(**args)
+                if thread_ts
+                else (self._client.conversations_history(**args))
+            )
+            data = await self._guard(method, call)
+            for message in data.get("messages") or []:
+                if isinstance(message, dict):
+                    yield message
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor or not data.get("has_more", True):
+                return
+
+    async def _existing_parts(self, channel: str, key: str, thread_ts: str | None) -> _Found:
+        """What an earlier attempt posted for ``key``: a single post, or parts of a split message."""
+        found = _Found()
+        async for message in self._scan(channel, thread_ts):
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") != EVENT_TYPE:
+                continue
+            payload = metadata.get("event_payload") or {}
+            found_key = str(payload.get("key", ""))
+            posted = PostedMessage(channel=channel, ts=str(message.get("ts")))
+            suffix = found_key[len(key) + 1 :]
+            if found_key == key:
+                found.single = posted
+            elif found_key.startswith(f"{key}#") and suffix.isdigit():
+                found.parts[int(suffix)] = posted
+                found.total = max(found.total, int(payload.get("parts") or 0))
+        return found
+
+    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+        """The post carrying ``key`` among the last few pages; a split message only if all parts exist."""
+        found = await self._existing_parts(channel, key, thread_ts)
+        if found.single is not None:
+            return found.single
+        if found.total and all(i in found.parts for i in range(1, found.total + 1)):
+            return found.parts[1]
+        return None
+
+    async def lookup_user(self, user_id: str) -> ChatUser:
+        """A Slack user's name, email (needs ``users:read.email``), time zone and bot flag."""
+        data = await self._guard("users.info", self._client.users_info(user=user_id))
+        user = data.get("user") or {}
+        profile = user.get("profile") or {}
+        name = (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
+            or user_id
+        )
+        chat_user = ChatUser(
+            user_id=user_id,
+            name=str(name),
+            email=profile.get("email") or None,
+            tz=user.get("tz") or None,
+            is_bot=bool(user.get("is_bot", False)),
+        )
+        self._users[user_id] = (time.monotonic(), chat_user)
+        return chat_user
+
+    async def _user_name(self, user_id: str) -> str:
+        cached = self._users.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1].name
+        return (await self.lookup_user(user_id)).name
+
+    async def to_plain_text(self, text: str) -> str:
+        """A researcher's Slack text as the participant should read it (mentions resolved, no markup)."""
+        return await fmt.to_plain_text(text, self._user_name)

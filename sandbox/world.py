@@ -1,0 +1,181 @@
+"""A whole world on 127.0.0.1: stand-ins for Slack, Respondent and Rally, and the bridge wired to them.
+
+Used by ``rallybridge demo`` and by the integration tests. The bridge is the real aiohttp app on a real
+port (in this process, or as a ``rallybridge serve`` subprocess through :meth:`World.env`).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import Bridge, build_bridge
+from bot.settings import Settings
+from sandbox.rally import RallySandbox
+from sandbox.respondent import RespondentSandbox
+from sandbox.slack import SlackSandbox
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Person:
+    slack_id: str
+    name: str
+    email: str
+    rally_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    participant_id: str
+    first_name: str
+    last_name: str
+    email: str
+    respondent_user_id: str
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The realistic study every demo and test starts from."""
+
+    study_id: str = "st_checkout"
+    study_name: str = "Checkout redesign interviews"
+    project_id: str = "69603934cd7d6158385a200c"
+    other_study_id: str = "st_inrally"
+    channel: str = "C0STUDY"
+    channel_name: str = "checkout-study"
+    owner: Person = Person("U0ANA", "Ana Ortiz", "ana@example.com", "usr_ana")
+    teammate: Person = Person("U0CHLOE", "Chloe Park", "Chloe.Park@Example.com", "usr_chloe")
+    no_access: Person = Person("U0BEN", "Ben Ito", "ben@example.com", "usr_ben")
+    outsider: Person = Person("U0DAN", "Dan Reyes", "dan@example.com")
+    jordan: Candidate = Candidate("pa_jordan", "Jordan", "Lee", "jordan@example.net", "6960391fbd5465b2dd6bd6e1")
+    priya: Candidate = Candidate("pa_priya", "Priya", "Shah", "priya@example.net", "6960391fbd5465b2dd6bd6e2")
+    sam: Candidate = Candidate("pa_sam", "Sam", "Carter", "sam@example.net", "6960391fbd5465b2dd6bd6e3")
+
+
+@dataclass
+class World:
+    slack: SlackSandbox
+    respondent: RespondentSandbox
+    rally: RallySandbox
+    database_url: str
+    bridge_port: int
+    cast: Cast = field(default_factory=Cast)
+    bridge: Bridge | None = None
+    _runner: web.AppRunner | None = None
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.bridge_port}"
+
+    @classmethod
+    async def create(
+        cls, database_url: str, *, bridge_port: int | None = None, slack_options: dict[str, Any] | None = None,
+        **settings_overrides: Any,
+    ) -> World:
+        """Start the three stand-ins (not the bridge) and seed the study."""
+        port = bridge_port or free_port()
+        base = f"http://127.0.0.1:{port}"
+        slack = SlackSandbox(
+            signing_secret=secrets.token_hex(16), events_url=f"{base}/slack/events", **(slack_options or {})
+        )
+        respondent = RespondentSandbox(
+            api_key=secrets.token_hex(8), api_secret=secrets.token_hex(16), webhook_url=f"{base}/webhooks/respondent",
+            webhook_key=secrets.token_hex(16),
+        )
+        rally = RallySandbox(
+            token=secrets.token_hex(16), webhook_url=f"{base}/webhooks/rally",
+            webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        )
+        for server in (slack, respondent, rally):
+            await server.start()
+        world = cls(slack, respondent, rally, database_url, port, settings_overrides=settings_overrides)
+        world.seed()
+        return world
+
+    def seed(self) -> None:
+        c = self.cast
+        self.slack.add_channel(c.channel, c.channel_name)
+        self.slack.add_channel("C0OTHER", "random")
+        for person in (c.owner, c.teammate, c.no_access, c.outsider):
+            self.slack.add_user(person.slack_id, person.name, person.email, tz="Europe/Berlin")
+        self.rally.add_study(c.study_id, c.study_name, respondent_project_id=c.project_id)
+        self.rally.add_study(c.other_study_id, "Onboarding survey (panel in Rally)", respondent_project_id=None)
+        self.rally.add_team_member(c.study_id, "usr_ana", c.owner.email, c.owner.name, role="OWNER")
+        self.rally.add_team_member(c.study_id, "usr_chloe", "chloe.park@example.com", c.teammate.name)
+        self.rally.add_team_member(c.study_id, "usr_ben", c.no_access.email, c.no_access.name,
+                                   external_panel_access=False)
+        self.rally.add_team_member(c.other_study_id, "usr_ana", c.owner.email, c.owner.name, role="OWNER")
+        session = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+        for index, p in enumerate((c.jordan, c.priya, c.sam)):
+            self.rally.add_participant(
+                c.study_id, p.participant_id, p.first_name, p.last_name, email=p.email,
+                respondent_user_id=p.respondent_user_id,
+                approval_status="APPROVED" if p is c.jordan else "PENDING",
+                scheduling_url=f"https://app.rallyuxr.com/schedule/{p.participant_id}",
+                session_starts_at=session + timedelta(hours=index),
+            )
+
+    def settings(self, **overrides: Any) -> Settings:
+        values = {**self.env(), **{k.upper(): v for k, v in {**self.settings_overrides, **overrides}.items()}}
+        return Settings(_env_file=None, **{_field_for(k): v for k, v in values.items()})
+
+    def env(self) -> dict[str, str]:
+        """Environment for a ``rallybridge serve`` process wired to this world."""
+        env = {
+            "RALLYBRIDGE_DATABASE_URL": self.database_url,
+            "RALLYBRIDGE_HOST": "127.0.0.1",
+            "RALLYBRIDGE_PORT": str(self.bridge_port),
+            "RALLYBRIDGE_POLL_SECONDS": "0.2",
+            "RALLYBRIDGE_LEASE_SECONDS": "5",
+            "SLACK_BOT_TOKEN": self.slack.token,
+            "SLACK_SIGNING_SECRET": self.slack.signing_secret,
+            "SLACK_API_URL": f"{self.slack.base_url}/api/",
+            "RESPONDENT_API_URL": str(self.respondent.base_url),
+            "RESPONDENT_API_KEY": self.respondent.api_key,
+            "RESPONDENT_API_SECRET": self.respondent.api_secret,
+            "RESPONDENT_WEBHOOK_KEY": self.respondent.webhook_key,
+            "RALLY_API_URL": str(self.rally.base_url),
+            "RALLY_API_TOKEN": self.rally.token,
+            "RALLY_WEBHOOK_SECRET": self.rally.webhook_secret,
+        }
+        env.update({k.upper(): str(v) for k, v in self.settings_overrides.items()})
+        return env
+
+    async def start_bridge(self, **overrides: Any) -> Bridge:
+        """The real bridge app on its real port, in this process."""
+        self.bridge = build_bridge(self.settings(**overrides))
+        self._runner = web.AppRunner(self.bridge.web_app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.bridge_port).start()
+        return self.bridge
+
+    async def stop_bridge(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._runner, self.bridge = None, None
+
+    async def stop(self) -> None:
+        await self.stop_bridge()
+        for server in (self.slack, self.respondent, self.rally):
+            await server.stop()
+
+
+def _field_for(env_name: str) -> str:
+    """Settings field name for an environment variable name."""
+    for name, info in Settings.model_fields.items():
+        if info.validation_alias == env_name or name.upper() == env_name:
+            return name
+    raise KeyError(env_name)
