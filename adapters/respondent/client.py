@@ -1,0 +1,173 @@
+"""Respondent Partner API messaging client: implements ``bot.ports.ParticipantChannel`` (contract S1, S4).
+
+Assumptions (the public docs are silent; see ``respondent.md`` 3.1):
+
+* A conversation's participant ``uid`` is the Respondent *user id* passed in ``participantUserIds``.
+* ``Conversation.participant_user_ids`` lists the participants **without** the API owner account (the
+  conversation's ``user``), so ``message.sender_uid in conversation.participant_user_ids`` means "written
+  by a participant".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from adapters.http import JsonHttp, malformed, parse_datetime
+from bot.domain import Conversation, RespondentMessage
+
+SERVICE = "Respondent"
+PAGE_SIZE = 50
+MAX_PAGES = 1000
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_message(obj: Any) -> RespondentMessage:
+    """A Respondent message object -> ``RespondentMessage``. Raises ``ValueError`` if ``uid`` is missing."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("uid"), str) or not obj["uid"]:
+        raise ValueError("message without uid")
+    sender = obj.get("sender")
+    sender_uid = _str_or_none(sender.get("uid")) if isinstance(sender, dict) else None
+    body = obj.get("body")
+    return RespondentMessage(
+        uid=obj["uid"],
+        body=body if isinstance(body, str) else "",
+        created_at=parse_datetime(obj.get("createdAt")),
+        sender_uid=sender_uid,
+    )
+
+
+def parse_conversation(obj: Any) -> Conversation:
+    """A Respondent ``Conversation`` object -> domain ``Conversation``. Raises ``ValueError`` if ``uid`` is missing."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("uid"), str) or not obj["uid"]:
+        raise ValueError("conversation without uid")
+    metadata = obj.get("metadata")
+    project_id = _str_or_none(metadata.get("projectId")) if isinstance(metadata, dict) else None
+    owner = obj.get("user")
+    owner_uid = _str_or_none(owner.get("uid")) if isinstance(owner, dict) else None
+    participants = obj.get("participants")
+    user_ids: list[str] = []
+    if isinstance(participants, list):
+        for p in participants:
+            uid = _str_or_none(p.get("uid")) if isinstance(p, dict) else None
+            if uid and uid != owner_uid and uid not in user_ids:
+                user_ids.append(uid)
+    raw_messages = obj.get("messages")
+    messages = tuple(parse_message(m) for m in raw_messages) if isinstance(raw_messages, list) else ()
+    return Conversation(
+        uid=obj["uid"], project_id=project_id, participant_user_ids=tuple(user_ids), messages=messages
+    )
+
+
+class RespondentClient:
+    """``ParticipantChannel`` over the Respondent Partner API (headers ``x-api-key`` / ``x-api-secret``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10,
+    ) -> None:
+        self._http = JsonHttp(
+            SERVICE,
+            base_url,
+            {"x-api-key": api_key, "x-api-secret": api_secret},
+            session=session,
+            timeout=timeout,
+        )
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"RespondentClient({self._http.base_url!r})"
+
+    async def close(self) -> None:
+        """Release the HTTP session (only if this client created it)."""
+        await self._http.close()
+
+    async def list_conversations(self, project_id: str) -> list[Conversation]:
+        """Every conversation of ``project_id``, all pages, messages embedded (de-duplicated by uid)."""
+        what = "GET /v1/messaging/conversations"
+        found: dict[str, Conversation] = {}
+        read = 0
+        page = 1
+        while page <= MAX_PAGES:
+            params = {
+                "projectId": project_id,
+                "page": str(page),
+                "pageSize": str(PAGE_SIZE),
+                "includeCount": "true",
+            }
+            _, body = await self._http.request("GET", "/v1/messaging/conversations", what=what, params=params)
+            if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+                raise malformed(SERVICE, what, "no results list")
+            results: list[Any] = body["results"]
+            try:
+                for item in results:
+                    conv = parse_conversation(item)
+                    found.setdefault(conv.uid, conv)
+            except ValueError as exc:
+                raise malformed(SERVICE, what, str(exc)) from None
+            read += len(results)
+            total = body.get("totalResults")
+            echoed_size = body.get("pageSize")
+            if not results:
+                break
+            if isinstance(total, int) and read >= total:
+                break
+            if isinstance(echoed_size, int) and len(results) < echoed_size:
+                break
+            page += 1
+        else:
+            raise malformed(SERVICE, what, f"more than {MAX_PAGES} pages")
+        return list(found.values())
+
+    async def get_conversation(self, conversation_uid: str) -> Conversation:
+        """One conversation with its embedded messages. Unknown uid -> ``NotFound``."""
+        what = "GET /v1/messaging/conversations/{uid}"
+        _, body = await self._http.request(
+            "GET", f"/v1/messaging/conversations/{quote(conversation_uid, safe='')}", what=what
+        )
+        try:
+            return parse_conversation(body)
+        except ValueError as exc:
+            raise malformed(SERVICE, what, str(exc)) from None
+
+    async def open_conversation(
+        self, project_id: str, participant_user_id: str, external_researcher_id: str
+    ) -> Conversation:
+        """Create a conversation between the API owner and one participant in ``project_id``."""
+        what = "POST /v1/messaging/conversations"
+        payload = {
+            "participantUserIds": [participant_user_id],
+            "projectId": project_id,
+            "externalResearcherId": external_researcher_id,
+        }
+        _, body = await self._http.request("POST", "/v1/messaging/conversations", what=what, json_body=payload)
+        try:
+            return parse_conversation(body)
+        except ValueError as exc:
+            raise malformed(SERVICE, what, str(exc)) from None
+
+    async def send_message(self, conversation_uid: str, body: str) -> RespondentMessage:
+        """Send ``body`` to every participant of the conversation.
+
+        A timeout or dropped connection raises ``UnknownOutcome``: read the conversation before resending.
+        """
+        what = "POST /v1/messaging/conversations/{uid}/messages"
+        _, resp = await self._http.request(
+            "POST",
+            f"/v1/messaging/conversations/{quote(conversation_uid, safe='')}/messages",
+            what=what,
+            json_body={"body": body},
+        )
+        try:
+            return parse_message(resp)
+        except ValueError as exc:
+            raise malformed(SERVICE, what, str(exc)) from None
