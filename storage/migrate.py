@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -54,3 +55,8 @@ async def schema_problem(db: Database) -> str | None:
         f"the database schema is at revision {current}, this version needs {head}. "
         "Run `rallybridge db upgrade` (back up the database first)."
     )
+
+
+async def upgrade_async(url: str) -> None:
+    """``upgrade`` from inside a running event loop (Alembic's env runs its own loop, so use a thread)."""
+    await asyncio.to_thread(upgrade, url)

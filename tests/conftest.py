@@ -103,4 +103,3 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.sqlite3'}"
     upgrade(url)
     return url
-

@@ -30,12 +30,21 @@ async def sandbox() -> AsyncIterator[RallySandbox]:
     sb.add_study("st_1", "Checkout redesign interviews", respondent_project_id=PROJECT)
     sb.add_study("st_2", "In-house survey", respondent_project_id=None)
     sb.add_team_member("st_1", "usr_1", "Ana@Example.com", "Ana Ortiz", role="OWNER")
-    sb.add_team_member("st_1", "usr_2", "ben@example.com", "Ben Ito", external_panel_access=False,
-                       user_status="DEACTIVATED")
-    sb.add_participant("st_1", "pa_9", "Jordan", "Lee", email="jordan@example.com",
-                       respondent_user_id="6960391fbd5465b2dd6bd6e1", approval_status="PENDING",
-                       scheduling_url="https://app.rallyuxr.com/schedule/abc123", session_starts_at=STARTS,
-                       screener_response_id="69603913cd7d6158385a1ff7")
+    sb.add_team_member(
+        "st_1", "usr_2", "ben@example.com", "Ben Ito", external_panel_access=False, user_status="DEACTIVATED"
+    )
+    sb.add_participant(
+        "st_1",
+        "pa_9",
+        "Jordan",
+        "Lee",
+        email="jordan@example.com",
+        respondent_user_id="6960391fbd5465b2dd6bd6e1",
+        approval_status="PENDING",
+        scheduling_url="https://app.rallyuxr.com/schedule/abc123",
+        session_starts_at=STARTS,
+        screener_response_id="69603913cd7d6158385a1ff7",
+    )
     await sb.start()
     yield sb
     await sb.stop()
@@ -51,10 +60,18 @@ async def client(sandbox: RallySandbox) -> AsyncIterator[RallyClient]:
 
 def entry(external_id: str = "slack:T01:C01:1795626633.000003", **changes: Any) -> ArchiveEntry:
     fields: dict[str, Any] = dict(
-        study_id="st_1", participant_id="pa_9", external_id=external_id, direction=Direction.TO_PARTICIPANT,
-        body="Hi Jordan, here is the link", sent_at=datetime(2026, 11, 25, 17, 3, 12, tzinfo=UTC),
-        author_type=AuthorType.RESEARCHER, source=Source.SLACK, author_user_id="usr_1",
-        author_email="ana@example.com", author_name="Ana Ortiz", respondent_message_uid="m_77",
+        study_id="st_1",
+        participant_id="pa_9",
+        external_id=external_id,
+        direction=Direction.TO_PARTICIPANT,
+        body="Hi Jordan, here is the link",
+        sent_at=datetime(2026, 11, 25, 17, 3, 12, tzinfo=UTC),
+        author_type=AuthorType.RESEARCHER,
+        source=Source.SLACK,
+        author_user_id="usr_1",
+        author_email="ana@example.com",
+        author_name="Ana Ortiz",
+        respondent_message_uid="m_77",
     )
     fields.update(changes)
     return ArchiveEntry(**fields)
@@ -77,7 +94,9 @@ async def test_study_without_external_panel_has_no_project(client: RallyClient) 
 async def test_team_lists_roles_and_external_panel_access(client: RallyClient) -> None:
     team = await client.get_team("st_1")
     assert [(m.user_id, m.role, m.external_panel_access) for m in team] == [
-        ("usr_1", "OWNER", True), ("usr_2", "TEAMMATE", False)]
+        ("usr_1", "OWNER", True),
+        ("usr_2", "TEAMMATE", False),
+    ]
 
 
 async def test_users_are_found_by_email_case_insensitively(client: RallyClient) -> None:
@@ -99,9 +118,7 @@ async def test_participant_maps_every_external_panel_field(client: RallyClient) 
     assert p.display_name == "Jordan L."
 
 
-async def test_list_participants_follows_cursors_over_several_pages(
-    sandbox: RallySandbox, client: RallyClient
-) -> None:
+async def test_list_participants_follows_cursors_over_several_pages(sandbox: RallySandbox, client: RallyClient) -> None:
     for i in range(250):
         sandbox.add_participant("st_1", f"pa_{i:03}", "P", str(i), email=None, respondent_user_id=None)
 
@@ -119,8 +136,7 @@ async def test_archive_stores_the_r4_body_and_returns_the_id(sandbox: RallySandb
     assert row["id"] == archive_id
     assert row["direction"] == "TO_PARTICIPANT" and row["source"] == "SLACK"
     assert row["sentAt"] == "2026-11-25T17:03:12Z" and row["respondentMessageUid"] == "m_77"
-    assert row["author"] == {"type": "RESEARCHER", "userId": "usr_1", "email": "ana@example.com",
-                             "name": "Ana Ortiz"}
+    assert row["author"] == {"type": "RESEARCHER", "userId": "usr_1", "email": "ana@example.com", "name": "Ana Ortiz"}
 
 
 async def test_archiving_the_same_external_id_twice_returns_the_same_id_and_one_row(
@@ -130,8 +146,7 @@ async def test_archiving_the_same_external_id_twice_returns_the_same_id_and_one_
     second = await client.archive(entry())
     other = await client.archive(entry("slack:T01:C01:2", author_type=AuthorType.BOT, author_user_id=None))
     assert first == second != other
-    assert [r["externalId"] for r in sandbox.archived("st_1")] == ["slack:T01:C01:1795626633.000003",
-                                                                   "slack:T01:C01:2"]
+    assert [r["externalId"] for r in sandbox.archived("st_1")] == ["slack:T01:C01:1795626633.000003", "slack:T01:C01:2"]
     assert [r.status for r in sandbox.request_log if r.path.endswith("/chat-messages")] == [201, 200, 201]
 
 
@@ -232,9 +247,10 @@ VECTOR_TIME = datetime.fromtimestamp(1614265330, tz=UTC)
 
 
 def test_svix_test_vector_verifies_at_its_own_time() -> None:
-    assert verify(SECRET, VECTOR_HEADERS, VECTOR_BODY, now=VECTOR_TIME + timedelta(seconds=10)) == VECTOR_HEADERS[
-        "svix-id"
-    ]
+    assert (
+        verify(SECRET, VECTOR_HEADERS, VECTOR_BODY, now=VECTOR_TIME + timedelta(seconds=10))
+        == VECTOR_HEADERS["svix-id"]
+    )
     # The signature passes; the vector's body is not a Rally event, so parsing (not verification) refuses it.
     with pytest.raises(InvalidInput, match="_eventType is missing") as err:
         verify_and_parse(SECRET, VECTOR_HEADERS, VECTOR_BODY, now=VECTOR_TIME)
@@ -264,9 +280,15 @@ def signed(event: dict[str, Any], *, prefix: str = "svix", secret: str = SECRET)
     return sb.signed_headers("msg_1", raw), raw
 
 
-STATUS_EVENT = {"_eventType": "participant.status_changed", "participantId": "pa_9", "personId": "pe_9",
-                "studyId": "st_1", "status": "SCREENER_QUALIFIED", "priorStatus": None,
-                "updatedAt": "2024-09-01T00:00:00Z"}
+STATUS_EVENT = {
+    "_eventType": "participant.status_changed",
+    "participantId": "pa_9",
+    "personId": "pe_9",
+    "studyId": "st_1",
+    "status": "SCREENER_QUALIFIED",
+    "priorStatus": None,
+    "updatedAt": "2024-09-01T00:00:00Z",
+}
 
 
 def test_freshly_signed_status_change_verifies_with_svix_and_becomes_an_event() -> None:
@@ -330,8 +352,14 @@ def test_signature_error_is_an_invalid_input() -> None:
 
 
 def test_opt_out_becomes_an_event_with_email() -> None:
-    headers, raw = signed({"_eventType": "person.opted_out", "email": "dev@rallyuxr.com", "optedOut": True,
-                           "updatedAt": "2024-09-01T00:00:00.000Z"})
+    headers, raw = signed(
+        {
+            "_eventType": "person.opted_out",
+            "email": "dev@rallyuxr.com",
+            "optedOut": True,
+            "updatedAt": "2024-09-01T00:00:00.000Z",
+        }
+    )
     event = verify_and_parse(SECRET, headers, raw)
     assert event is not None and event.kind is EventKind.RALLY_PERSON_OPTED_OUT
     assert event.payload == {"email": "dev@rallyuxr.com", "opted_out": True}

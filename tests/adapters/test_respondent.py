@@ -167,9 +167,7 @@ async def test_empty_message_is_permanent_with_reason_from_body(client: Responde
     assert err.value.status == 400 and "body should not be empty" in err.value.reason
 
 
-async def test_rate_limit_is_temporary_with_retry_after(
-    sandbox: RespondentSandbox, client: RespondentClient
-) -> None:
+async def test_rate_limit_is_temporary_with_retry_after(sandbox: RespondentSandbox, client: RespondentClient) -> None:
     sandbox.rate_limit_next(1, retry_after=2.5)
     with pytest.raises(TemporaryFailure) as err:
         await client.list_conversations(PROJECT)
@@ -179,9 +177,7 @@ async def test_rate_limit_is_temporary_with_retry_after(
 
 
 @pytest.mark.parametrize("status", [503, 500, 408])
-async def test_server_errors_are_temporary(
-    sandbox: RespondentSandbox, client: RespondentClient, status: int
-) -> None:
+async def test_server_errors_are_temporary(sandbox: RespondentSandbox, client: RespondentClient, status: int) -> None:
     sandbox.fail_next(1, status=status, path_contains="/messages")
     conv = await client.open_conversation(PROJECT, USER, "r")  # path does not match: unaffected
     with pytest.raises(TemporaryFailure) as err:
@@ -240,8 +236,12 @@ async def test_connection_refused_is_temporary_not_unknown() -> None:
 # ---- webhook signature ----------------------------------------------------------------------------------
 
 BODY = json.dumps(
-    {"event": "MESSAGES.CREATED", "uuid": "2f1c", "created": "2026-11-25T17:03:12.000Z",
-     "payload": {"resource": {"id": "m_78", "type": "messages", "conversationUid": "c_5", "projectId": PROJECT}}},
+    {
+        "event": "MESSAGES.CREATED",
+        "uuid": "2f1c",
+        "created": "2026-11-25T17:03:12.000Z",
+        "payload": {"resource": {"id": "m_78", "type": "messages", "conversationUid": "c_5", "projectId": PROJECT}},
+    },
     separators=(",", ":"),
 ).encode()
 
@@ -334,8 +334,10 @@ def _body(**changes: Any) -> bytes:
         (_body(payload=None), "payload is missing"),
         (_body(payload={"resource": "m1"}), "payload.resource must be an object"),
         (_body(payload={"resource": {}}), "payload.resource.id is missing"),
-        (_body(payload={"resource": {"id": "m1", "conversationUid": 5}}),
-         "payload.resource.conversationUid must be a string"),
+        (
+            _body(payload={"resource": {"id": "m1", "conversationUid": 5}}),
+            "payload.resource.conversationUid must be a string",
+        ),
     ],
 )
 def test_malformed_payloads_are_invalid_with_a_precise_reason(raw: bytes, reason: str) -> None:
@@ -399,8 +401,16 @@ async def test_participant_writes_reuses_the_conversation_opened_by_the_bridge(
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("120", 120.0), ("1.5", 1.5), (" 2 ", 2.0), ("-5", 0.0), ("soon", None), ("", None), (None, None),
-     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+    [
+        ("120", 120.0),
+        ("1.5", 1.5),
+        (" 2 ", 2.0),
+        ("-5", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    ],
 )
 def test_retry_after_is_read_as_seconds_or_http_date(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
@@ -413,8 +423,13 @@ def test_retry_after_http_date_in_the_future_counts_down_from_now() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-11-27T17:00:00Z", "2026-11-27T17:00:00.000Z", "2026-11-27T17:00:00.000000123Z", "2026-11-27T19:00:00+02:00",
-     "2026-11-27T17:00:00"],
+    [
+        "2026-11-27T17:00:00Z",
+        "2026-11-27T17:00:00.000Z",
+        "2026-11-27T17:00:00.000000123Z",
+        "2026-11-27T19:00:00+02:00",
+        "2026-11-27T17:00:00",
+    ],
 )
 def test_dates_are_parsed_leniently_to_aware_utc_instants(value: str) -> None:
     assert parse_datetime(value) == datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
@@ -426,8 +441,12 @@ def test_unparseable_dates_are_none(value: object) -> None:
 
 
 def test_nestjs_validation_message_lists_are_joined_into_the_reason() -> None:
-    err = error_for_status("Respondent", 400, "Bad Request",
-                           {"statusCode": 400, "message": ["body should not be empty", "body must be a string"]})
+    err = error_for_status(
+        "Respondent",
+        400,
+        "Bad Request",
+        {"statusCode": 400, "message": ["body should not be empty", "body must be a string"]},
+    )
     assert isinstance(err, PermanentFailure) and err.status == 400
     assert err.reason == "Respondent 400 Bad Request: body should not be empty; body must be a string"
 

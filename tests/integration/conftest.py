@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from sandbox.world import World
 
@@ -24,11 +25,37 @@ async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, what: s
         await asyncio.sleep(0.05)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+async def dump_queues(world: World) -> str:
+    """The inbox and outbox as a table: printed when a test fails, to show where a message got stuck."""
+    if world.bridge is None:
+        return "(bridge not running)"
+    lines = []
+    async with world.bridge.services.db.engine.connect() as conn:
+        for table in ("inbox", "outbox"):
+            rows = await conn.execute(text(f"SELECT id, kind, key, status, attempts, last_error FROM {table}"))
+            lines += [f"{table}: {tuple(row)}" for row in rows]
+    return "\n".join(lines)
+
+
 @pytest.fixture
-async def world(database_url: str) -> AsyncIterator[World]:
+async def world(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     w = await World.create(database_url, slack_options={"rate_limit": False})
     await w.start_bridge(worker_poll_seconds=0.05, reconcile_interval_seconds=3600)
     try:
         yield w
     finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed:
+            print(await dump_queues(w))
+            print(
+                "slack:",
+                [(m.get("ts"), m.get("thread_ts"), m.get("text", "")[:60]) for m in w.slack.messages(w.cast.channel)],
+            )
         await w.stop()

@@ -1,0 +1,87 @@
+"""Flows 2 and 3: a participant approved gets exactly one thread; what they write appears there once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sandbox.world import World
+from tests.integration.conftest import eventually
+from tests.integration.flows import archived, link_study, participant_writes, replies, root_of, roots
+
+
+async def test_approval_webhook_opens_one_thread_even_when_delivered_twice(world: World) -> None:
+    c = world.cast
+    await link_study(world)
+    await world.rally.approve(c.study_id, c.priya.participant_id, deliveries=2)
+    root = await root_of(world, c.priya)
+    assert "Checkout redesign interviews" in root["text"]
+    assert "schedule/pa_priya" in str(root.get("blocks")) + root["text"]
+    await asyncio.sleep(0.5)
+    assert len(roots(world, c.priya)) == 1
+
+
+async def test_racing_approval_and_reconcile_still_give_one_thread(world: World) -> None:
+    c = world.cast
+    await link_study(world)
+    assert world.bridge is not None
+    world.rally.participants[c.study_id][c.sam.participant_id]["approvalStatus"] = "APPROVED"
+    await asyncio.gather(
+        world.rally.approve(c.study_id, c.sam.participant_id),
+        world.bridge.queue_reconciles(),
+        world.rally.approve(c.study_id, c.sam.participant_id),
+    )
+    await root_of(world, c.sam)
+    await asyncio.sleep(0.5)
+    assert len(roots(world, c.sam)) == 1
+
+
+async def test_participant_message_appears_in_thread_escaped_and_is_archived(world: World) -> None:
+    c = world.cast
+    await link_study(world)
+    root = await root_of(world, c.jordan)
+    uid = await participant_writes(world, c.jordan, "Hi <!channel> see <https://evil.example|your bank> & <@U0ANA>")
+    posted = await eventually(lambda: replies(world, root), what="mirrored message")
+    assert len(posted) == 1
+    text = posted[0]["text"]
+    assert "Jordan L." in text
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    assert "&lt;https://evil.example|your bank&gt;" in text and "&amp;" in text
+    entry = (await eventually(lambda: archived(world), what="archive"))[0]
+    assert entry["direction"] == "FROM_PARTICIPANT" and entry["respondentMessageUid"] == uid
+    assert entry["author"]["type"] == "PARTICIPANT" and entry["source"] == "RESPONDENT"
+    assert entry["body"].startswith("Hi <!channel>")
+
+
+async def test_messages_keep_their_order_and_duplicated_webhooks_are_absorbed(world: World) -> None:
+    c = world.cast
+    await link_study(world)
+    root = await root_of(world, c.jordan)
+    for n in range(5):
+        await participant_writes(world, c.jordan, f"message {n}", deliveries=2)
+    posted = await eventually(lambda: len(replies(world, root)) >= 5 and replies(world, root), what="5 messages")
+    await asyncio.sleep(0.5)
+    texts = [m["text"] for m in replies(world, root)]
+    assert len(texts) == 5
+    assert [t.rsplit("message ", 1)[1] for t in texts] == ["0", "1", "2", "3", "4"]
+    await eventually(lambda: len(archived(world)) == 5, what="5 archived")
+    assert posted
+
+
+async def test_webhook_without_conversation_is_resolved_from_the_linked_project(world: World) -> None:
+    c = world.cast
+    await link_study(world)
+    root = await root_of(world, c.jordan)
+    await participant_writes(world, c.jordan, "no refs in this webhook", include_refs=False)
+    posted = await eventually(lambda: replies(world, root), what="mirrored message")
+    assert "no refs in this webhook" in posted[0]["text"]
+
+
+async def test_messages_written_before_approval_appear_once_the_thread_opens(world: World) -> None:
+    c = world.cast
+    await link_study(world)
+    await participant_writes(world, c.priya, "I wrote before you approved me")
+    await asyncio.sleep(0.3)
+    await world.rally.approve(c.study_id, c.priya.participant_id)
+    root = await root_of(world, c.priya)
+    posted = await eventually(lambda: replies(world, root), what="caught-up message")
+    assert "I wrote before you approved me" in posted[0]["text"]
