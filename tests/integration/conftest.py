@@ -13,15 +13,15 @@ from sqlalchemy import text
 from sandbox.world import World
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Any], *, within: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
