@@ -117,11 +117,13 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     )
     signing_secret = _secret(settings.slack_signing_secret) if http_slack else None
     bolt = build_bolt_app(client=slack_client, signing_secret=signing_secret, record=lambda e: record(services, e))
-    lease = timedelta(seconds=settings.lease_seconds)
-    workers = [
-        inbox_worker(services, lease=lease, poll=settings.worker_poll_seconds),
-        outbox_worker(services, lease=lease, poll=settings.worker_poll_seconds),
-    ]
+    options = {
+        "lease": timedelta(seconds=settings.lease_seconds),
+        "poll": settings.worker_poll_seconds,
+        "backoff_base": settings.retry_base_seconds,
+        "backoff_cap": settings.retry_cap_seconds,
+    }
+    workers = [inbox_worker(services, **options), outbox_worker(services, **options)]
     web_app = web.Application(client_max_size=settings.max_body_bytes + 1)
     max_body = settings.max_body_bytes
     if signing_secret:

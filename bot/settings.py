@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(300.0, validation_alias="RALLYBRIDGE_RECONCILE_SECONDS", gt=0)
     lease_seconds: float = Field(60.0, validation_alias="RALLYBRIDGE_LEASE_SECONDS", gt=0)
     worker_poll_seconds: float = Field(0.5, validation_alias="RALLYBRIDGE_POLL_SECONDS", gt=0)
+    # Temporary failures without Retry-After wait base, 2*base, 4*base ... up to cap (with jitter).
+    retry_base_seconds: float = Field(1.0, validation_alias="RALLYBRIDGE_RETRY_BASE_SECONDS", gt=0)
+    retry_cap_seconds: float = Field(300.0, validation_alias="RALLYBRIDGE_RETRY_CAP_SECONDS", gt=0)
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")

@@ -15,6 +15,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from bot.errors import PermanentFailure, TemporaryFailure, UnknownOutcome
 from bot.pipeline import effects, intake
@@ -49,6 +50,8 @@ class QueueWorker:
         lease: timedelta,
         poll: float,
         batch: int = 20,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 300.0,
     ) -> None:
         self.services = services
         self.model = model
@@ -57,6 +60,8 @@ class QueueWorker:
         self.lease = lease
         self.poll = poll
         self.batch = batch
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
         self.owner = worker_name()
         self.name = model.__tablename__
 
@@ -95,7 +100,7 @@ class QueueWorker:
         if queue.utcnow() - row.created_at > GIVE_UP_AFTER:
             await self._fail(row, f"still failing after {GIVE_UP_AFTER}: {exc.reason}")
             return
-        delay = queue.backoff(row.attempts, exc.retry_after)
+        delay = queue.backoff(row.attempts, exc.retry_after, base=self.backoff_base, cap=self.backoff_cap)
         log.info("%s row %s (%s) will retry in %.1fs: %s", self.name, row.id, row.kind, delay, exc.reason)
         try:
             async with self.services.db.transaction() as session:
@@ -134,9 +139,9 @@ class QueueWorker:
                     await asyncio.wait_for(self.services.wakeup.wait(), timeout=self.poll)
 
 
-def inbox_worker(services: Services, *, lease: timedelta, poll: float) -> QueueWorker:
-    return QueueWorker(services, InboxEvent, intake.handle, None, lease=lease, poll=poll)
+def inbox_worker(services: Services, **options: Any) -> QueueWorker:
+    return QueueWorker(services, InboxEvent, intake.handle, None, **options)
 
 
-def outbox_worker(services: Services, *, lease: timedelta, poll: float) -> QueueWorker:
-    return QueueWorker(services, OutboxItem, effects.perform, effects.on_permanent_failure, lease=lease, poll=poll)
+def outbox_worker(services: Services, **options: Any) -> QueueWorker:
+    return QueueWorker(services, OutboxItem, effects.perform, effects.on_permanent_failure, **options)

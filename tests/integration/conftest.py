@@ -47,7 +47,9 @@ async def dump_queues(world: World) -> str:
 @pytest.fixture
 async def world(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     w = await World.create(database_url, slack_options={"rate_limit": False})
-    await w.start_bridge(worker_poll_seconds=0.05, reconcile_interval_seconds=3600)
+    await w.start_bridge(
+        worker_poll_seconds=0.05, reconcile_interval_seconds=3600, retry_base_seconds=0.2, retry_cap_seconds=2
+    )
     try:
         yield w
     finally:

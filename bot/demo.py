@@ -1,0 +1,316 @@
+"""``rallybridge demo``: a realistic study played live against local stand-ins of Slack, Respondent and Rally.
+
+Every line about an outcome is read back from the stand-ins after waiting for it; nothing is assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sandbox.world import Candidate, Person, World
+from storage.migrate import upgrade_async
+
+T = TypeVar("T")
+TIMEOUT = 15.0  # seconds to wait for any one outcome before calling the demo failed
+OUTAGE_SECONDS = 3.0  # how long Respondent stays down in step 7
+DEMO_DB = Path(".demo") / "demo.sqlite3"
+SLACK_OPTIONS: dict[str, Any] = {"rate_limit": False}
+IN, OUT = "←", "→"  # into the team (participant wrote), out to the participant (researcher wrote)
+
+
+class DemoFailure(Exception):
+    """Something the demo waited for did not happen."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(number: int, text: str) -> None:
+    say(f"\n[{number}] {text}")
+
+
+def shown(text: str, width: int = 150) -> str:
+    flat = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+async def until(check: Callable[[], T], what: str, timeout: float = TIMEOUT) -> T:
+    """Poll ``check`` until it returns something truthy; ``DemoFailure`` naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise DemoFailure(f"waited {timeout:.0f}s for {what}, and it did not happen")
+        await asyncio.sleep(0.05)
+
+
+def fresh_sqlite_url() -> str:
+    DEMO_DB.parent.mkdir(exist_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{DEMO_DB}{suffix}").unlink(missing_ok=True)
+    return f"sqlite+aiosqlite:///./{DEMO_DB.as_posix()}"
+
+
+class Demo:
+    def __init__(self, world: World, pace: float) -> None:
+        self.w = world
+        self.c = world.cast
+        self.pace = pace
+        self.roots: dict[str, str] = {}  # participant id -> thread root ts
+
+    # ---- reading the stand-ins -------------------------------------------------------------------------
+    def name(self, user_id: str) -> str:
+        return str(self.w.slack.users.get(user_id, {}).get("real_name", user_id))
+
+    def slack_line(self, message: dict[str, Any], label: str = "") -> None:
+        say(
+            f"    Slack #{self.c.channel_name} · {self.name(message.get('user', '?'))}: {shown(message['text'])}{label}"
+        )
+
+    def root_messages(self, who: Candidate) -> list[dict[str, Any]]:
+        tag = f"{who.first_name} {who.last_name[0]}."
+        return [
+            m
+            for m in self.w.slack.messages(self.c.channel)
+            if tag in m.get("text", "")
+            and "Reply in this thread" in m.get("text", "")
+            and m.get("thread_ts") in (None, m["ts"])
+        ]
+
+    def thread(self, who: Candidate) -> list[dict[str, Any]]:
+        return self.w.slack.thread(self.c.channel, self.roots[who.participant_id])
+
+    def private_to(self, person: Person) -> list[str]:
+        return [e["text"] for e in self.w.slack.ephemerals if e["user"] == person.slack_id]
+
+    def received(self, who: Candidate) -> list[str]:
+        return [m["body"] for m in self.w.respondent.messages_to(who.respondent_user_id)]
+
+    def reacted(self, ts: str) -> bool:
+        return "white_check_mark" in self.w.slack.reactions(self.c.channel, ts)
+
+    def archived(self) -> list[dict[str, Any]]:
+        return self.w.rally.archived(self.c.study_id)
+
+    async def root_of(self, who: Candidate) -> None:
+        found = await until(lambda: self.root_messages(who), f"{who.first_name}'s thread root in Slack")
+        self.roots[who.participant_id] = found[0]["ts"]
+        self.slack_line(found[0], "   [thread root]")
+
+    async def pause(self) -> None:
+        if self.pace > 0:
+            await asyncio.sleep(self.pace)
+
+    # ---- the script ------------------------------------------------------------------------------------
+    async def play(self) -> None:
+        for scene in (
+            self.link,
+            self.refuse_link,
+            self.approvals,
+            self.participants_write,
+            self.researchers_reply,
+            self.outage,
+            self.transcript,
+        ):
+            await scene()
+            await self.pause()
+
+    async def link(self) -> None:
+        c = self.c
+        step(1, f'{c.owner.name} (study owner) runs "/rally link {c.study_id}" in #{c.channel_name}')
+        await self.w.slack.run_command(c.channel, c.owner.slack_id, f"link {c.study_id}")
+        confirmation = await until(
+            lambda: [m for m in self.w.slack.messages(c.channel) if "linked Rally study" in m.get("text", "")],
+            "the link confirmation in the channel",
+        )
+        self.slack_line(confirmation[0])
+        say(f"    {c.jordan.first_name} was already approved in Rally, so the thread opens right away:")
+        await self.root_of(c.jordan)
+
+    async def refuse_link(self) -> None:
+        c = self.c
+        step(2, f'{c.owner.name} tries "/rally link {c.other_study_id}" (a study recruiting in Rally, not Respondent)')
+        await self.w.slack.run_command(c.channel, c.owner.slack_id, f"link {c.other_study_id}")
+        refusal = await until(lambda: self.private_to(c.owner), "the private refusal")
+        say(f"    Slack, only {c.owner.name} sees: {shown(refusal[-1])}")
+
+    async def approvals(self) -> None:
+        c = self.c
+        step(3, f"Rally approves {c.priya.first_name} and {c.sam.first_name} (signed participant webhooks)")
+        for who in (c.priya, c.sam):
+            await self.w.rally.approve(c.study_id, who.participant_id)
+        for who in (c.priya, c.sam):
+            await self.root_of(who)
+        await asyncio.sleep(0.3)
+        counts = {who.first_name: len(self.root_messages(who)) for who in (c.jordan, c.priya, c.sam)}
+        say(f"    Thread roots in #{c.channel_name}: {counts} (one each)")
+
+    async def participant_writes(self, who: Candidate, body: str) -> str:
+        say(f'    {who.first_name} writes on Respondent: "{body}"')
+        return await self.w.respondent.participant_writes(
+            self.c.project_id, who.respondent_user_id, body, first_name=who.first_name, last_name=who.last_name
+        )
+
+    async def participants_write(self) -> None:
+        c = self.c
+        step(4, f"{c.jordan.first_name} and {c.priya.first_name} write to the team on Respondent")
+        uids = [
+            await self.participant_writes(c.jordan, "Hi <!channel>! Can we move my session to Wednesday?"),
+            await self.participant_writes(c.priya, "Should I join from my laptop or my phone?"),
+        ]
+        for who in (c.jordan, c.priya):
+            posted = await until(lambda who=who: self.thread(who), f"{who.first_name}'s message in the thread")
+            self.slack_line(posted[0], "   [in thread]")
+            if "<!channel>" in posted[0]["text"]:
+                raise DemoFailure("a participant's <!channel> reached Slack unescaped")
+        say("    (the <!channel> arrives escaped as &lt;!channel&gt;: shown as text, nobody is pinged)")
+
+        def archived_both() -> list[dict[str, Any]]:
+            rows = [r for r in self.archived() if r.get("respondentMessageUid") in uids]
+            return rows if len(rows) == len(uids) else []
+
+        rows = await until(archived_both, "both messages in the Rally archive")
+        for row in rows:
+            say(
+                f"    Rally archived {row['id']}: {row['direction']} for {row['participantId']}: {shown(row['body'], 60)}"
+            )
+
+    async def researchers_reply(self) -> None:
+        c = self.c
+        step(5, f"{c.teammate.name} (on the study team) replies in {c.jordan.first_name}'s thread")
+        text = "Hi Jordan, Wednesday works &amp; I moved it: <https://app.rallyuxr.com/schedule/pa_jordan|new time>"
+        say(f'    Slack message as typed (Slack markup): "{text}"')
+        ts = await self.w.slack.user_posts(c.channel, c.teammate.slack_id, text, thread_ts=self.roots["pa_jordan"])
+        sent = await until(lambda: self.received(c.jordan), f"the reply to reach {c.jordan.first_name}")
+        say(f'    Respondent, {c.jordan.first_name} received (plain text): "{sent[0]}"')
+        await until(lambda: self.reacted(ts), "the ✅ reaction on the reply")
+        say(f"    Slack: ✅ added to {c.teammate.name}'s reply (delivered)")
+        step(5, f"{c.outsider.name} (not on the study team) replies in the same thread")
+        await self.w.slack.user_posts(
+            c.channel, c.outsider.slack_id, "Jordan, can you also do a sales call?", thread_ts=self.roots["pa_jordan"]
+        )
+        refusal = await until(lambda: self.private_to(c.outsider), f"the private refusal to {c.outsider.name}")
+        say(f"    Slack, only {c.outsider.name} sees: {shown(refusal[-1])}")
+        await asyncio.sleep(0.5)
+        if len(self.received(c.jordan)) != 1:
+            raise DemoFailure(f"{c.outsider.name}'s reply reached {c.jordan.first_name}")
+        say(f"    Respondent: {c.jordan.first_name} still has 1 message from the team (nothing from {c.outsider.name})")
+
+    async def outage(self) -> None:
+        c, respondent = self.c, self.w.respondent
+        step(6, f"Respondent goes down; {c.owner.name} replies to {c.priya.first_name} meanwhile")
+        respondent.outage()
+        started, seen = time.monotonic(), len(respondent.request_log)
+        text = "A laptop is best, with a webcam. See you soon!"
+        ts = await self.w.slack.user_posts(c.channel, c.owner.slack_id, text, thread_ts=self.roots["pa_priya"])
+
+        def failures() -> int:
+            return sum(1 for r in respondent.request_log[seen:] if r.status >= 500)
+
+        await until(lambda: failures() >= 2, "the bridge to retry against the outage")
+        say(
+            f"    Respondent answered 503 to {failures()} attempts; {c.priya.first_name} has received "
+            f"{len(self.received(c.priya))} messages; ✅ on the reply: {self.reacted(ts)}. Pending, retrying."
+        )
+        await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
+        respondent.heal()
+        healed = time.monotonic()
+        say(f"    Respondent is back after {healed - started:.1f}s (outage healed)")
+        await until(lambda: self.received(c.priya), f"the pending reply to reach {c.priya.first_name}")
+        await until(lambda: self.reacted(ts), "the ✅ reaction after the outage")
+        await until(lambda: any(r["body"] == text for r in self.archived()), "the archive of the pending reply")
+        await asyncio.sleep(0.5)
+        copies = self.received(c.priya).count(text)
+        if copies != 1:
+            raise DemoFailure(f"{c.priya.first_name} received the reply {copies} times")
+        say(
+            f"    Delivered {time.monotonic() - healed:.1f}s after healing, {failures()} failed attempts before; "
+            f"{c.priya.first_name} received it exactly once; ✅ added; archived in Rally"
+        )
+
+    async def transcript(self) -> None:
+        c = self.c
+        step(7, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
+        rows = self.archived()
+        people = {p.participant_id: p for p in (c.jordan, c.priya, c.sam)}
+        for pid in dict.fromkeys(r["participantId"] for r in rows):
+            who = people[pid]
+            say(f"    {who.first_name} {who.last_name} ({pid})")
+            for r in rows:
+                if r["participantId"] == pid:
+                    say("      " + transcript_line(r, f"{who.first_name} {who.last_name}"))
+        say("\n" + self.summary(rows))
+
+    def summary(self, rows: list[dict[str, Any]]) -> str:
+        c = self.c
+        everyone = (c.jordan, c.priya, c.sam)
+        relayed = [b for who in everyone for b in self.received(who)]
+        mirrored = [m["text"] for who in everyone for m in self.thread(who) if "(participant)" in m["text"]]
+        roots = [len(self.root_messages(who)) for who in everyone]
+        duplicates = (
+            dupes([(who.participant_id, b) for who in everyone for b in self.received(who)])
+            + dupes(mirrored)
+            + dupes([r.get("respondentMessageUid") for r in rows])
+            + sum(n - 1 for n in roots)
+        )
+        line = (
+            f"Summary: {len(relayed)} relayed to Respondent, {len(mirrored)} mirrored to Slack, "
+            f"{len(rows)} archived in Rally, {len(self.w.slack.ephemerals)} refused privately; "
+            f"duplicates: {duplicates} (checked by counting)"
+        )
+        if duplicates:
+            raise DemoFailure(line)
+        return line
+
+
+def dupes(items: list[Any]) -> int:
+    return sum(n - 1 for n in Counter(items).values())
+
+
+def transcript_line(row: dict[str, Any], participant: str) -> str:
+    when = datetime.fromisoformat(str(row["sentAt"]).replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+    author = row.get("author") or {}
+    if row["direction"] == "FROM_PARTICIPANT":
+        return (
+            f"{when} {IN} {author.get('name') or participant} (participant, via {row['source'].title()}): {row['body']}"
+        )
+    return f"{when} {OUT} {author.get('name', '?')} (researcher, via {row['source'].title()}): {row['body']}"
+
+
+async def run_demo(*, port: int, database_url: str | None, pace: float) -> int:
+    """Play the study; 0 when every outcome was seen, 1 when one was not (or the world could not start)."""
+    url = database_url or fresh_sqlite_url()
+    world: World | None = None
+    say("Rally Bridge demo: a realistic study on local stand-ins of Slack, Respondent and Rally (no network).")
+    try:
+        await upgrade_async(url)
+        world = await World.create(url, bridge_port=port or None, slack_options=SLACK_OPTIONS)
+        await world.start_bridge()
+        say(f"  Slack stand-in       {world.slack.base_url}   (workspace with #{world.cast.channel_name})")
+        say(f"  Respondent stand-in  {world.respondent.base_url}")
+        say(f"  Rally stand-in       {world.rally.base_url}")
+        say(f"  Bridge               {world.bridge_url}   (database {url})")
+        await Demo(world, pace).play()
+        say("\nDemo finished: every outcome above was read back from the stand-ins.")
+        return 0
+    except DemoFailure as exc:
+        say(f"\nFAILED: {exc}")
+        return 1
+    except OSError as exc:
+        say(f"\nFAILED: could not start the world: {exc}")
+        return 1
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly instead of a traceback
+        say("\nInterrupted: stopping the stand-ins and the bridge.")
+        return 130
+    finally:
+        if world is not None:
+            await world.stop()
