@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,15 +42,15 @@ def shown(text: str, width: int = 150) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-async def until(check: Callable[[], T], what: str, timeout: float = TIMEOUT) -> T:
-    """Poll ``check`` until it returns something truthy; ``DemoFailure`` naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
+async def until(check: Callable[[], T], what: str) -> T:
+    """Poll ``check`` until it returns something truthy; ``DemoFailure`` naming ``what`` after ``TIMEOUT``."""
+    deadline = time.monotonic() + TIMEOUT
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise DemoFailure(f"waited {timeout:.0f}s for {what}, and it did not happen")
+            raise DemoFailure(f"waited {TIMEOUT:.0f}s for {what}, and it did not happen")
         await asyncio.sleep(0.05)
 
 
@@ -71,10 +72,12 @@ class Demo:
     def name(self, user_id: str) -> str:
         return str(self.w.slack.users.get(user_id, {}).get("real_name", user_id))
 
-    def slack_line(self, message: dict[str, Any], label: str = "") -> None:
-        say(
-            f"    Slack #{self.c.channel_name} · {self.name(message.get('user', '?'))}: {shown(message['text'])}{label}"
-        )
+    def slack_line(self, message: dict[str, Any], where: str) -> None:
+        """A Slack message as posted (raw mrkdwn), one indented line per line of text."""
+        lines = [line.strip() for line in message["text"].splitlines() if line.strip()] or [""]
+        say(f"    Slack #{self.c.channel_name} {where} · {self.name(message.get('user', '?'))}: {shown(lines[0])}")
+        for line in lines[1:]:
+            say(f"        {shown(line)}")
 
     def root_messages(self, who: Candidate) -> list[dict[str, Any]]:
         tag = f"{who.first_name} {who.last_name[0]}."
@@ -101,14 +104,15 @@ class Demo:
     def archived(self) -> list[dict[str, Any]]:
         return self.w.rally.archived(self.c.study_id)
 
+    async def command(self, person: Person, text: str) -> None:
+        result = await self.w.slack.run_command(self.c.channel, person.slack_id, text)
+        if result.status != 200:
+            raise DemoFailure(f'the bridge answered HTTP {result.status} to "/rally {text}": {result.body[:200]}')
+
     async def root_of(self, who: Candidate) -> None:
         found = await until(lambda: self.root_messages(who), f"{who.first_name}'s thread root in Slack")
         self.roots[who.participant_id] = found[0]["ts"]
-        self.slack_line(found[0], "   [thread root]")
-
-    async def pause(self) -> None:
-        if self.pace > 0:
-            await asyncio.sleep(self.pace)
+        self.slack_line(found[0], "[new thread]")
 
     # ---- the script ------------------------------------------------------------------------------------
     async def play(self) -> None:
@@ -122,30 +126,30 @@ class Demo:
             self.transcript,
         ):
             await scene()
-            await self.pause()
+            await asyncio.sleep(self.pace)
 
     async def link(self) -> None:
         c = self.c
-        step(1, f'{c.owner.name} (study owner) runs "/rally link {c.study_id}" in #{c.channel_name}')
-        await self.w.slack.run_command(c.channel, c.owner.slack_id, f"link {c.study_id}")
+        step(2, f'{c.owner.name} (study owner) runs "/rally link {c.study_id}" in #{c.channel_name}')
+        await self.command(c.owner, f"link {c.study_id}")
         confirmation = await until(
             lambda: [m for m in self.w.slack.messages(c.channel) if "linked Rally study" in m.get("text", "")],
             "the link confirmation in the channel",
         )
-        self.slack_line(confirmation[0])
+        self.slack_line(confirmation[0], "[channel]")
         say(f"    {c.jordan.first_name} was already approved in Rally, so the thread opens right away:")
         await self.root_of(c.jordan)
 
     async def refuse_link(self) -> None:
         c = self.c
-        step(2, f'{c.owner.name} tries "/rally link {c.other_study_id}" (a study recruiting in Rally, not Respondent)')
-        await self.w.slack.run_command(c.channel, c.owner.slack_id, f"link {c.other_study_id}")
+        step(3, f'{c.owner.name} tries "/rally link {c.other_study_id}" (a study recruiting in Rally, not Respondent)')
+        await self.command(c.owner, f"link {c.other_study_id}")
         refusal = await until(lambda: self.private_to(c.owner), "the private refusal")
         say(f"    Slack, only {c.owner.name} sees: {shown(refusal[-1])}")
 
     async def approvals(self) -> None:
         c = self.c
-        step(3, f"Rally approves {c.priya.first_name} and {c.sam.first_name} (signed participant webhooks)")
+        step(4, f"Rally approves {c.priya.first_name} and {c.sam.first_name} (signed participant webhooks)")
         for who in (c.priya, c.sam):
             await self.w.rally.approve(c.study_id, who.participant_id)
         for who in (c.priya, c.sam):
@@ -162,14 +166,14 @@ class Demo:
 
     async def participants_write(self) -> None:
         c = self.c
-        step(4, f"{c.jordan.first_name} and {c.priya.first_name} write to the team on Respondent")
+        step(5, f"{c.jordan.first_name} and {c.priya.first_name} write to the team on Respondent")
         uids = [
             await self.participant_writes(c.jordan, "Hi <!channel>! Can we move my session to Wednesday?"),
             await self.participant_writes(c.priya, "Should I join from my laptop or my phone?"),
         ]
         for who in (c.jordan, c.priya):
-            posted = await until(lambda who=who: self.thread(who), f"{who.first_name}'s message in the thread")
-            self.slack_line(posted[0], "   [in thread]")
+            posted = await until(partial(self.thread, who), f"{who.first_name}'s message in the thread")
+            self.slack_line(posted[0], f"[{who.first_name}'s thread]")
             if "<!channel>" in posted[0]["text"]:
                 raise DemoFailure("a participant's <!channel> reached Slack unescaped")
         say("    (the <!channel> arrives escaped as &lt;!channel&gt;: shown as text, nobody is pinged)")
@@ -180,13 +184,11 @@ class Demo:
 
         rows = await until(archived_both, "both messages in the Rally archive")
         for row in rows:
-            say(
-                f"    Rally archived {row['id']}: {row['direction']} for {row['participantId']}: {shown(row['body'], 60)}"
-            )
+            say(f"    Rally archived {row['id']} ({row['direction']}, {row['participantId']}): {shown(row['body'])}")
 
     async def researchers_reply(self) -> None:
         c = self.c
-        step(5, f"{c.teammate.name} (on the study team) replies in {c.jordan.first_name}'s thread")
+        step(6, f"{c.teammate.name} (on the study team) replies in {c.jordan.first_name}'s thread")
         text = "Hi Jordan, Wednesday works &amp; I moved it: <https://app.rallyuxr.com/schedule/pa_jordan|new time>"
         say(f'    Slack message as typed (Slack markup): "{text}"')
         ts = await self.w.slack.user_posts(c.channel, c.teammate.slack_id, text, thread_ts=self.roots["pa_jordan"])
@@ -194,7 +196,7 @@ class Demo:
         say(f'    Respondent, {c.jordan.first_name} received (plain text): "{sent[0]}"')
         await until(lambda: self.reacted(ts), "the ✅ reaction on the reply")
         say(f"    Slack: ✅ added to {c.teammate.name}'s reply (delivered)")
-        step(5, f"{c.outsider.name} (not on the study team) replies in the same thread")
+        step(6, f"{c.outsider.name} (not on the study team) replies in the same thread")
         await self.w.slack.user_posts(
             c.channel, c.outsider.slack_id, "Jordan, can you also do a sales call?", thread_ts=self.roots["pa_jordan"]
         )
@@ -207,7 +209,7 @@ class Demo:
 
     async def outage(self) -> None:
         c, respondent = self.c, self.w.respondent
-        step(6, f"Respondent goes down; {c.owner.name} replies to {c.priya.first_name} meanwhile")
+        step(7, f"Respondent goes down; {c.owner.name} replies to {c.priya.first_name} meanwhile")
         respondent.outage()
         started, seen = time.monotonic(), len(respondent.request_log)
         text = "A laptop is best, with a webcam. See you soon!"
@@ -239,7 +241,7 @@ class Demo:
 
     async def transcript(self) -> None:
         c = self.c
-        step(7, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
+        step(8, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
         rows = self.archived()
         people = {p.participant_id: p for p in (c.jordan, c.priya, c.sam)}
         for pid in dict.fromkeys(r["participantId"] for r in rows):
@@ -291,6 +293,7 @@ async def run_demo(*, port: int, database_url: str | None, pace: float) -> int:
     url = database_url or fresh_sqlite_url()
     world: World | None = None
     say("Rally Bridge demo: a realistic study on local stand-ins of Slack, Respondent and Rally (no network).")
+    step(1, "Starting the stand-ins and the bridge (its embedded defaults, a fresh database)")
     try:
         await upgrade_async(url)
         world = await World.create(url, bridge_port=port or None, slack_options=SLACK_OPTIONS)

@@ -27,7 +27,10 @@ async def read_limited(request: web.Request, max_body: int) -> bytes | web.Respo
     too_large = web.json_response({"error": f"body larger than the {max_body}-byte limit"}, status=413)
     if request.content_length is not None and request.content_length > max_body:
         return too_large
-    raw = await request.content.read(max_body + 1)
+    try:
+        raw = await request.read()  # cached on the request, so the Slack adapter can read it again
+    except web.HTTPRequestEntityTooLarge:  # chunked bodies: aiohttp's client_max_size stops them
+        return too_large
     return too_large if len(raw) > max_body else raw
 
 

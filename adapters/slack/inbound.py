@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import inbound
 from bot.inbound import InboundEvent
 from bot.inbox import StorageUnavailable
+from bot.web import read_limited
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +176,9 @@ def slack_route(bolt: AsyncApp, signing_secret: str, max_body: int) -> Handler:
     verifier = SignatureVerifier(signing_secret)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > max_body:
-            return web.json_response({"error": f"body larger than {max_body} bytes"}, status=413)
-        raw = await request.read()
-        if len(raw) > max_body:
-            return web.json_response({"error": f"body larger than {max_body} bytes"}, status=413)
+        raw = await read_limited(request, max_body)
+        if isinstance(raw, web.Response):
+            return raw
         if not verifier.is_valid_request(raw, dict(request.headers)):
             return web.json_response({"error": "invalid or expired Slack signature"}, status=401)
         problem = _shape_problem(request, raw)
