@@ -1,0 +1,104 @@
+"""The keyed, laned, leased queue under the inbox and the outbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from storage import queue
+from storage.db import Database
+from storage.models import OutboxItem
+
+LEASE = timedelta(seconds=30)
+
+
+async def _add(db: Database, key: str, lane: str) -> bool:
+    async with db.transaction() as session:
+        return await queue.enqueue(session, OutboxItem, key=key, kind="test", lane=lane, payload={"k": key})
+
+
+async def _claim(db: Database, owner: str = "w1", lease: timedelta = LEASE, limit: int = 10) -> list[queue.Claimed]:
+    async with db.transaction() as session:
+        return await queue.claim(session, OutboxItem, owner=owner, lease=lease, limit=limit)
+
+
+async def _finish(db: Database, row: queue.Claimed, owner: str = "w1") -> bool:
+    async with db.transaction() as session:
+        return await queue.finish(session, OutboxItem, row.id, owner)
+
+
+async def test_a_key_is_queued_once(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        assert await _add(db, "k1", "a") is True
+        assert await _add(db, "k1", "a") is False
+        assert [r.key for r in await _claim(db)] == ["k1"]
+    finally:
+        await db.dispose()
+
+
+async def test_one_lane_is_worked_strictly_in_order_and_lanes_in_parallel(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        for key, lane in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("a3", "a")]:
+            await _add(db, key, lane)
+        first = await _claim(db)
+        assert sorted(r.key for r in first) == ["a1", "b1"]
+        assert await _claim(db) == []  # a2 waits for a1 even though a1 is only leased
+        await _finish(db, next(r for r in first if r.key == "a1"))
+        assert [r.key for r in await _claim(db)] == ["a2"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_retried_row_keeps_its_lane_waiting(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await _add(db, "a1", "a")
+        await _add(db, "a2", "a")
+        [row] = await _claim(db)
+        async with db.transaction() as session:
+            await queue.retry_later(session, OutboxItem, row.id, "w1", error="503", delay=60)
+        assert await _claim(db) == []
+    finally:
+        await db.dispose()
+
+
+async def test_an_expired_lease_is_taken_over_and_marked_for_verification(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await _add(db, "k", "a")
+        [dead] = await _claim(db, owner="dead", lease=timedelta(seconds=-1))
+        assert dead.needs_verify is False
+        [taken] = await _claim(db, owner="alive")
+        assert taken.id == dead.id and taken.needs_verify is True and taken.attempts == 2
+        assert await _finish(db, dead, owner="dead") is False  # the dead claimer's late answer is ignored
+        assert await _finish(db, taken, owner="alive") is True
+    finally:
+        await db.dispose()
+
+
+async def test_concurrent_claimers_never_take_the_same_row(database_url: str) -> None:
+    dbs = [Database(database_url) for _ in range(4)]
+    try:
+        for n in range(60):
+            await _add(dbs[0], f"k{n}", f"lane{n}")
+        claimed: list[str] = []
+
+        async def drain(db: Database, owner: str) -> None:
+            while rows := await _claim(db, owner=owner, limit=5):
+                claimed.extend(r.key for r in rows)
+                for row in rows:
+                    await _finish(db, row, owner=owner)
+
+        await asyncio.gather(*(drain(db, f"w{i}") for i, db in enumerate(dbs)))
+        assert sorted(claimed) == sorted(f"k{n}" for n in range(60))
+    finally:
+        for db in dbs:
+            await db.dispose()
+
+
+def test_backoff_honours_retry_after_and_grows_with_jitter_under_a_cap() -> None:
+    assert 7 <= queue.backoff(1, 7) <= 7.25
+    delays = [queue.backoff(n, None, base=1, cap=30) for n in range(1, 12)]
+    assert delays[0] <= 1 and all(d <= 30 for d in delays) and max(delays) >= 15
