@@ -151,9 +151,7 @@ class SandboxServer:
         if probability <= 0:
             self._random = None
             return
-        self._random = RandomFailures(
-            probability, random.Random(seed), path_contains=path_contains, method=method
-        )
+        self._random = RandomFailures(probability, random.Random(seed), path_contains=path_contains, method=method)
 
     def error_response(
         self, status: int, message: str | None = None, *, retry_after: float | None = None

@@ -58,9 +58,7 @@ class RallySandbox(SandboxServer):
         super().__init__()
 
     # ---- setup -----------------------------------------------------------------------------------------
-    def add_study(
-        self, study_id: str, name: str, *, respondent_project_id: str | None, status: str = "ACTIVE"
-    ) -> None:
+    def add_study(self, study_id: str, name: str, *, respondent_project_id: str | None, status: str = "ACTIVE") -> None:
         """A study; with ``respondent_project_id`` it recruits from Respondent (``externalPanel`` set)."""
         panel = {"provider": "RESPONDENT", "projectId": respondent_project_id} if respondent_project_id else None
         self.studies[study_id] = {
@@ -86,12 +84,26 @@ class RallySandbox(SandboxServer):
     ) -> None:
         """Put a Rally user (created if new) on a study team."""
         self.users[user_id] = {
-            "userId": user_id, "fullname": fullname, "email": email, "jobRole": "", "profilePic": "",
-            "status": user_status, "connectedAccounts": [], "seat": "RESEARCHER_PAID", "role": "RESEARCHER",
+            "userId": user_id,
+            "fullname": fullname,
+            "email": email,
+            "jobRole": "",
+            "profilePic": "",
+            "status": user_status,
+            "connectedAccounts": [],
+            "seat": "RESEARCHER_PAID",
+            "role": "RESEARCHER",
         }
         team = [m for m in self.teams.setdefault(study_id, []) if m["userId"] != user_id]
-        team.append({"userId": user_id, "email": email, "fullname": fullname, "role": role,
-                     "externalPanelAccess": external_panel_access})
+        team.append(
+            {
+                "userId": user_id,
+                "email": email,
+                "fullname": fullname,
+                "role": role,
+                "externalPanelAccess": external_panel_access,
+            }
+        )
         self.teams[study_id] = team
 
     def add_participant(
@@ -112,15 +124,26 @@ class RallySandbox(SandboxServer):
         """A participant with R3 fields (``externalPanel`` set when ``respondent_user_id`` is)."""
         panel = None
         if respondent_user_id:
-            panel = {"provider": "RESPONDENT", "userId": respondent_user_id,
-                     "screenerResponseId": screener_response_id or secrets.token_hex(12)}
+            panel = {
+                "provider": "RESPONDENT",
+                "userId": respondent_user_id,
+                "screenerResponseId": screener_response_id or secrets.token_hex(12),
+            }
         self.participants.setdefault(study_id, {})[participant_id] = {
-            "participantId": participant_id, "personId": f"pe_{participant_id}", "studyId": study_id,
-            "email": email, "additionalEmails": [], "status": status, "invitedToStudyAt": _iso(),
+            "participantId": participant_id,
+            "personId": f"pe_{participant_id}",
+            "studyId": study_id,
+            "email": email,
+            "additionalEmails": [],
+            "status": status,
+            "invitedToStudyAt": _iso(),
             "approvalStatus": approval_status,
             "approvedAt": _iso() if approval_status == "APPROVED" else None,
-            "screenerState": "SCREENER_COMPLETED", "firstName": first_name, "lastName": last_name,
-            "externalPanel": panel, "schedulingUrl": scheduling_url,
+            "screenerState": "SCREENER_COMPLETED",
+            "firstName": first_name,
+            "lastName": last_name,
+            "externalPanel": panel,
+            "schedulingUrl": scheduling_url,
             "sessionStartsAt": (
                 _iso(session_starts_at) if isinstance(session_starts_at, datetime) else session_starts_at
             ),
@@ -132,9 +155,15 @@ class RallySandbox(SandboxServer):
         p = self.participants[study_id][participant_id]
         prior = p["status"]
         p.update(approvalStatus="APPROVED", approvedAt=_iso(), status="SCREENER_QUALIFIED")
-        event = {"_eventType": "participant.status_changed", "participantId": participant_id,
-                 "personId": p["personId"], "studyId": study_id, "status": p["status"],
-                 "priorStatus": prior, "updatedAt": _iso()}
+        event = {
+            "_eventType": "participant.status_changed",
+            "participantId": participant_id,
+            "personId": p["personId"],
+            "studyId": study_id,
+            "status": p["status"],
+            "priorStatus": prior,
+            "updatedAt": _iso(),
+        }
         return await self.send_webhook(event, deliveries=deliveries)
 
     async def opt_out(self, email: str, *, deliveries: int = 1) -> str:
@@ -143,8 +172,12 @@ class RallySandbox(SandboxServer):
             for p in study.values():
                 if (p.get("email") or "").casefold() == email.casefold():
                     p["status"] = "OPTED_OUT"
-        event = {"_eventType": "person.opted_out", "email": email, "optedOut": True,
-                 "updatedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        event = {
+            "_eventType": "person.opted_out",
+            "email": email,
+            "optedOut": True,
+            "updatedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
         return await self.send_webhook(event, deliveries=deliveries)
 
     def signed_headers(self, msg_id: str, raw_body: bytes, when: datetime | None = None) -> dict[str, str]:
@@ -237,8 +270,12 @@ class RallySandbox(SandboxServer):
         return {
             "results": chunk,
             "total": len(items),
-            "pageInfo": {"hasNextPage": end < len(items), "hasPreviousPage": start > 0,
-                         "startCursor": f"cur_{start}", "endCursor": f"cur_{end}"},
+            "pageInfo": {
+                "hasNextPage": end < len(items),
+                "hasPreviousPage": start > 0,
+                "startCursor": f"cur_{start}",
+                "endCursor": f"cur_{end}",
+            },
         }
 
     @staticmethod

@@ -185,14 +185,10 @@ class RespondentSandbox(SandboxServer):
             "lastName": names.get("lastName", ""),
         }
 
-    def _new_conversation(
-        self, project_id: str | None, user_ids: list[str], researcher: str | None
-    ) -> dict[str, Any]:
+    def _new_conversation(self, project_id: str | None, user_ids: list[str], researcher: str | None) -> dict[str, Any]:
         uid = _object_id()
         now = _now()
-        participants = [
-            {**p, "read": False, "deleted": False} for p in [OWNER, *(self._person(u) for u in user_ids)]
-        ]
+        participants = [{**p, "read": False, "deleted": False} for p in [OWNER, *(self._person(u) for u in user_ids)]]
         conv: dict[str, Any] = {
             "uid": uid,
             "name": "Study chat",
@@ -264,8 +260,12 @@ class RespondentSandbox(SandboxServer):
         resource: dict[str, Any] = {"id": message["uid"], "type": "messages"}
         if include_refs:
             resource.update(conversationUid=conv["uid"], projectId=project_id)
-        event = {"event": "MESSAGES.CREATED", "uuid": str(uuid.uuid4()), "created": _now(),
-                 "payload": {"resource": resource}}
+        event = {
+            "event": "MESSAGES.CREATED",
+            "uuid": str(uuid.uuid4()),
+            "created": _now(),
+            "payload": {"resource": resource},
+        }
         for _ in range(deliveries):
             await self.send_webhook(event)
         return str(message["uid"])

@@ -82,7 +82,11 @@ class World:
 
     @classmethod
     async def create(
-        cls, database_url: str, *, bridge_port: int | None = None, slack_options: dict[str, Any] | None = None,
+        cls,
+        database_url: str,
+        *,
+        bridge_port: int | None = None,
+        slack_options: dict[str, Any] | None = None,
         **settings_overrides: Any,
     ) -> World:
         """Start the three stand-ins (not the bridge) and seed the study."""
@@ -92,11 +96,14 @@ class World:
             signing_secret=secrets.token_hex(16), events_url=f"{base}/slack/events", **(slack_options or {})
         )
         respondent = RespondentSandbox(
-            api_key=secrets.token_hex(8), api_secret=secrets.token_hex(16), webhook_url=f"{base}/webhooks/respondent",
+            api_key=secrets.token_hex(8),
+            api_secret=secrets.token_hex(16),
+            webhook_url=f"{base}/webhooks/respondent",
             webhook_key=secrets.token_hex(16),
         )
         rally = RallySandbox(
-            token=secrets.token_hex(16), webhook_url=f"{base}/webhooks/rally",
+            token=secrets.token_hex(16),
+            webhook_url=f"{base}/webhooks/rally",
             webhook_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         )
         for server in (slack, respondent, rally):
@@ -115,13 +122,18 @@ class World:
         self.rally.add_study(c.other_study_id, "Onboarding survey (panel in Rally)", respondent_project_id=None)
         self.rally.add_team_member(c.study_id, "usr_ana", c.owner.email, c.owner.name, role="OWNER")
         self.rally.add_team_member(c.study_id, "usr_chloe", "chloe.park@example.com", c.teammate.name)
-        self.rally.add_team_member(c.study_id, "usr_ben", c.no_access.email, c.no_access.name,
-                                   external_panel_access=False)
+        self.rally.add_team_member(
+            c.study_id, "usr_ben", c.no_access.email, c.no_access.name, external_panel_access=False
+        )
         self.rally.add_team_member(c.other_study_id, "usr_ana", c.owner.email, c.owner.name, role="OWNER")
         session = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
         for index, p in enumerate((c.jordan, c.priya, c.sam)):
             self.rally.add_participant(
-                c.study_id, p.participant_id, p.first_name, p.last_name, email=p.email,
+                c.study_id,
+                p.participant_id,
+                p.first_name,
+                p.last_name,
+                email=p.email,
                 respondent_user_id=p.respondent_user_id,
                 approval_status="APPROVED" if p is c.jordan else "PENDING",
                 scheduling_url=f"https://app.rallyuxr.com/schedule/{p.participant_id}",

@@ -124,9 +124,7 @@ class RallyClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10,
     ) -> None:
-        self._http = JsonHttp(
-            SERVICE, base_url, {"Authorization": f"Bearer {token}"}, session=session, timeout=timeout
-        )
+        self._http = JsonHttp(SERVICE, base_url, {"Authorization": f"Bearer {token}"}, session=session, timeout=timeout)
 
     def __repr__(self) -> str:  # never show the token
         return f"RallyClient({self._http.base_url!r})"

@@ -59,9 +59,7 @@ def parse_conversation(obj: Any) -> Conversation:
                 user_ids.append(uid)
     raw_messages = obj.get("messages")
     messages = tuple(parse_message(m) for m in raw_messages) if isinstance(raw_messages, list) else ()
-    return Conversation(
-        uid=obj["uid"], project_id=project_id, participant_user_ids=tuple(user_ids), messages=messages
-    )
+    return Conversation(uid=obj["uid"], project_id=project_id, participant_user_ids=tuple(user_ids), messages=messages)
 
 
 class RespondentClient:

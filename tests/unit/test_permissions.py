@@ -21,9 +21,14 @@ def _user(status: str = "ACTIVE", email: str = EMAIL) -> RallyUser:
 
 def _decide(**overrides: object) -> bool:
     values: dict[str, object] = {
-        "email": EMAIL, "chat_name": "Ana", "study_name": "Study", "link_active": True,
-        "participant_name": "Jordan L.", "participant_opted_out": False,
-        "team": [_member(access=True)], "rally_users": [_user()],
+        "email": EMAIL,
+        "chat_name": "Ana",
+        "study_name": "Study",
+        "link_active": True,
+        "participant_name": "Jordan L.",
+        "participant_opted_out": False,
+        "team": [_member(access=True)],
+        "rally_users": [_user()],
     }
     values.update(overrides)
     return may_message_participant(**values).allowed  # type: ignore[arg-type]
@@ -51,9 +56,15 @@ def test_each_missing_condition_refuses_with_a_reason() -> None:
     for name, overrides in refusals.items():
         decision = may_message_participant(
             **{
-                "email": EMAIL, "chat_name": "Ana", "study_name": "Study", "link_active": True,
-                "participant_name": "Jordan L.", "participant_opted_out": False,
-                "team": [_member(access=True)], "rally_users": [_user()], **overrides,
+                "email": EMAIL,
+                "chat_name": "Ana",
+                "study_name": "Study",
+                "link_active": True,
+                "participant_name": "Jordan L.",
+                "participant_opted_out": False,
+                "team": [_member(access=True)],
+                "rally_users": [_user()],
+                **overrides,
             }  # type: ignore[arg-type]
         )
         assert not decision.allowed, name
@@ -73,8 +84,15 @@ def test_each_missing_condition_refuses_with_a_reason() -> None:
     linked=st.booleans(),
 )
 def test_a_message_leaves_if_and_only_if_every_condition_holds(
-    has_email: bool, email_matches: bool, email_case: object, on_team: bool, role: str, access: bool,
-    status: str | None, opted_out: bool, linked: bool,
+    has_email: bool,
+    email_matches: bool,
+    email_case: object,
+    on_team: bool,
+    role: str,
+    access: bool,
+    status: str | None,
+    opted_out: bool,
+    linked: bool,
 ) -> None:
     chat_email = (email_case(EMAIL) if email_matches else "other@example.com") if has_email else None  # type: ignore[operator]
     team = [_member(access=access, role=role)] if on_team else []
