@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,8 +27,8 @@ from sandbox.world import World  # noqa: E402
 from storage.migrate import upgrade_async  # noqa: E402
 
 
-async def wait_healthy(url: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_healthy(url: str, within: float = 20) -> None:
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             try:
@@ -69,8 +68,10 @@ async def run(rate: float, seconds: float, database: str | None) -> dict[str, fl
     await upgrade_async(url)
     world = await World.create(url, slack_options={"rate_limit": False})
     env = {**os.environ, **world.env(), "RALLYBRIDGE_LOG_LEVEL": "WARNING"}
-    log = open(tmp / "serve.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/rallybridge"), "serve"], env=env, stdout=log, stderr=log)
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115, ASYNC230
+    proc = await asyncio.create_subprocess_exec(
+        str(ROOT / ".venv/bin/rallybridge"), "serve", env=env, stdout=log, stderr=log
+    )
     try:
         await wait_healthy(world.bridge_url)
         # Replies in a thread the bridge does not know: each is verified, stored, acknowledged, then ignored.
@@ -108,7 +109,8 @@ async def run(rate: float, seconds: float, database: str | None) -> dict[str, fl
         }
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        await asyncio.wait_for(proc.wait(), timeout=10)
+        log.close()
         await world.stop()
 
 
