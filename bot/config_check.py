@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
+from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from bot.settings import REQUIRED_FOR_SERVE, Settings
 
 
+def _alias(field_name: str) -> str:
+    field = Settings.model_fields.get(field_name)
+    alias = field.validation_alias if field is not None else None
+    return alias if isinstance(alias, str) else field_name
+
+
+def _missing(is_set: Callable[[str], bool], reported: set[str]) -> list[str]:
+    problems = [f"{env}: not set" for env in REQUIRED_FOR_SERVE if not is_set(env) and env not in reported]
+    if not is_set("SLACK_SIGNING_SECRET") and not is_set("SLACK_APP_TOKEN") and "SLACK_SIGNING_SECRET" not in reported:
+        problems.append("SLACK_SIGNING_SECRET: not set (needed unless SLACK_APP_TOKEN selects Socket Mode)")
+    return problems
+
+
 def load_settings() -> tuple[Settings | None, list[str]]:
-    """The settings, or None and one line per invalid variable."""
+    """The settings, or None and one line per invalid variable and per missing required one."""
     try:
         return Settings(), []
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = str(error["loc"][0]) if error["loc"] else "?"
-            field = Settings.model_fields.get(name)
-            alias = field.validation_alias if field is not None and isinstance(field.validation_alias, str) else name
-            problems.append(f"{alias}: {error['msg']}")
-        return None, problems
+        problems = [f"{_alias(str(e['loc'][0]) if e['loc'] else '?')}: {e['msg']}" for e in exc.errors()]
+        given = {**{k: v for k, v in dotenv_values(".env").items() if v}, **os.environ}
+        invalid = {line.split(":", 1)[0] for line in problems}
+        return None, problems + _missing(lambda env: bool(given.get(env)), invalid)
 
 
 def problems_for_serve(settings: Settings) -> list[str]:
-    """What `serve` needs and does not have."""
-    problems = [f"{env}: not set" for env, attr in REQUIRED_FOR_SERVE.items() if getattr(settings, attr) is None]
-    if settings.slack_signing_secret is None and settings.slack_app_token is None:
-        problems.append("SLACK_SIGNING_SECRET: not set (needed unless SLACK_APP_TOKEN selects Socket Mode)")
-    if settings.slack_app_token is not None and not settings.slack_app_token.get_secret_value().startswith("xapp-"):
+    """What `serve` needs and does not have, or has in the wrong shape."""
+    fields = {_alias(name): name for name in Settings.model_fields}
+    problems = _missing(lambda env: getattr(settings, fields[env]) is not None, set())
+    app_token, bot_token = settings.slack_app_token, settings.slack_bot_token
+    if app_token is not None and not app_token.get_secret_value().startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN: must be an app-level token starting with 'xapp-'")
-    token = settings.slack_bot_token
-    if token is not None and not token.get_secret_value().startswith("xoxb-"):
+    if bot_token is not None and not bot_token.get_secret_value().startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN: must be a bot token starting with 'xoxb-'")
     return problems

@@ -6,6 +6,7 @@ Every line about an outcome is read back from the stand-ins after waiting for it
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,8 @@ T = TypeVar("T")
 TIMEOUT = 15.0  # seconds to wait for any one outcome before calling the demo failed
 OUTAGE_SECONDS = 3.0  # how long Respondent stays down in step 7
 DEMO_DB = Path(".demo") / "demo.sqlite3"
-SLACK_OPTIONS: dict[str, Any] = {"rate_limit": False}
+SLACK_OPTIONS: dict[str, Any] = {}  # Slack's real rate limits stay on: the bridge has to cope
+WIDTH = 110
 IN, OUT = "←", "→"  # into the team (participant wrote), out to the participant (researcher wrote)
 
 
@@ -30,16 +32,22 @@ class DemoFailure(Exception):
 
 
 def say(text: str = "") -> None:
-    print(text, flush=True)
+    """Print one line, wrapped at ``WIDTH`` with a hanging indent (URLs are never broken)."""
+    hang = " " * (len(text) - len(text.lstrip(" ")) + 4)
+    print(
+        textwrap.fill(text, WIDTH, subsequent_indent=hang, break_long_words=False, break_on_hyphens=False), flush=True
+    )
 
 
-def step(number: int, text: str) -> None:
-    say(f"\n[{number}] {text}")
+def failed(reason: str) -> int:
+    say()
+    say(f"FAILED: {reason}")
+    return 1
 
 
-def shown(text: str, width: int = 150) -> str:
-    flat = " | ".join(line.strip() for line in text.splitlines() if line.strip())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+def step(number: int | str, text: str) -> None:
+    say()
+    say(f"[{number}] {text}")
 
 
 async def until(check: Callable[[], T], what: str) -> T:
@@ -75,9 +83,9 @@ class Demo:
     def slack_line(self, message: dict[str, Any], where: str) -> None:
         """A Slack message as posted (raw mrkdwn), one indented line per line of text."""
         lines = [line.strip() for line in message["text"].splitlines() if line.strip()] or [""]
-        say(f"    Slack #{self.c.channel_name} {where} · {self.name(message.get('user', '?'))}: {shown(lines[0])}")
+        say(f"    Slack #{self.c.channel_name} {where} · {self.name(message.get('user', '?'))}: {lines[0]}")
         for line in lines[1:]:
-            say(f"        {shown(line)}")
+            say(f"        {line}")
 
     def root_messages(self, who: Candidate) -> list[dict[str, Any]]:
         tag = f"{who.first_name} {who.last_name[0]}."
@@ -116,15 +124,8 @@ class Demo:
 
     # ---- the script ------------------------------------------------------------------------------------
     async def play(self) -> None:
-        for scene in (
-            self.link,
-            self.refuse_link,
-            self.approvals,
-            self.participants_write,
-            self.researchers_reply,
-            self.outage,
-            self.transcript,
-        ):
+        scenes = [self.link, self.refuse_link, self.approvals, self.participants_write]
+        for scene in [*scenes, self.researchers_reply, self.outage, self.transcript]:
             await scene()
             await asyncio.sleep(self.pace)
 
@@ -145,7 +146,7 @@ class Demo:
         step(3, f'{c.owner.name} tries "/rally link {c.other_study_id}" (a study recruiting in Rally, not Respondent)')
         await self.command(c.owner, f"link {c.other_study_id}")
         refusal = await until(lambda: self.private_to(c.owner), "the private refusal")
-        say(f"    Slack, only {c.owner.name} sees: {shown(refusal[-1])}")
+        say(f"    Slack, only {c.owner.name} sees: {refusal[-1]}")
 
     async def approvals(self) -> None:
         c = self.c
@@ -184,7 +185,7 @@ class Demo:
 
         rows = await until(archived_both, "both messages in the Rally archive")
         for row in rows:
-            say(f"    Rally archived {row['id']} ({row['direction']}, {row['participantId']}): {shown(row['body'])}")
+            say(f"    Rally archived {row['id']} ({row['direction']}, {row['participantId']}): {row['body']}")
 
     async def researchers_reply(self) -> None:
         c = self.c
@@ -196,12 +197,12 @@ class Demo:
         say(f'    Respondent, {c.jordan.first_name} received (plain text): "{sent[0]}"')
         await until(lambda: self.reacted(ts), "the ✅ reaction on the reply")
         say(f"    Slack: ✅ added to {c.teammate.name}'s reply (delivered)")
-        step(6, f"{c.outsider.name} (not on the study team) replies in the same thread")
+        step("6b", f"{c.outsider.name} (not on the study team) replies in the same thread")
         await self.w.slack.user_posts(
             c.channel, c.outsider.slack_id, "Jordan, can you also do a sales call?", thread_ts=self.roots["pa_jordan"]
         )
         refusal = await until(lambda: self.private_to(c.outsider), f"the private refusal to {c.outsider.name}")
-        say(f"    Slack, only {c.outsider.name} sees: {shown(refusal[-1])}")
+        say(f"    Slack, only {c.outsider.name} sees: {refusal[-1]}")
         await asyncio.sleep(0.5)
         if len(self.received(c.jordan)) != 1:
             raise DemoFailure(f"{c.outsider.name}'s reply reached {c.jordan.first_name}")
@@ -221,7 +222,8 @@ class Demo:
         await until(lambda: failures() >= 2, "the bridge to retry against the outage")
         say(
             f"    Respondent answered 503 to {failures()} attempts; {c.priya.first_name} has received "
-            f"{len(self.received(c.priya))} messages; ✅ on the reply: {self.reacted(ts)}. Pending, retrying."
+            f"{len(self.received(c.priya))} messages; ✅ on the reply: {'yes' if self.reacted(ts) else 'not yet'}. "
+            "Pending, retrying."
         )
         await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
         respondent.heal()
@@ -250,24 +252,22 @@ class Demo:
             for r in rows:
                 if r["participantId"] == pid:
                     say("      " + transcript_line(r, f"{who.first_name} {who.last_name}"))
-        say("\n" + self.summary(rows))
+        say()
+        say(self.summary(rows))
 
     def summary(self, rows: list[dict[str, Any]]) -> str:
         c = self.c
         everyone = (c.jordan, c.priya, c.sam)
-        relayed = [b for who in everyone for b in self.received(who)]
+        relayed = [(who.participant_id, body) for who in everyone for body in self.received(who)]
         mirrored = [m["text"] for who in everyone for m in self.thread(who) if "(participant)" in m["text"]]
-        roots = [len(self.root_messages(who)) for who in everyone]
-        duplicates = (
-            dupes([(who.participant_id, b) for who in everyone for b in self.received(who)])
-            + dupes(mirrored)
-            + dupes([r.get("respondentMessageUid") for r in rows])
-            + sum(n - 1 for n in roots)
-        )
+        roots = [who.participant_id for who in everyone for _ in self.root_messages(who)]
+        limited = sum(1 for call in self.w.slack.request_log if call.status == "ratelimited")
+        archive_uids = [r.get("respondentMessageUid") for r in rows]
+        duplicates = dupes(relayed) + dupes(mirrored) + dupes(archive_uids) + dupes(roots)
         line = (
             f"Summary: {len(relayed)} relayed to Respondent, {len(mirrored)} mirrored to Slack, "
             f"{len(rows)} archived in Rally, {len(self.w.slack.ephemerals)} refused privately; "
-            f"duplicates: {duplicates} (checked by counting)"
+            f"duplicates: {duplicates} (checked by counting); Slack said 429 {limited}x (the bridge waited, retried)"
         )
         if duplicates:
             raise DemoFailure(line)
@@ -280,12 +280,10 @@ def dupes(items: list[Any]) -> int:
 
 def transcript_line(row: dict[str, Any], participant: str) -> str:
     when = datetime.fromisoformat(str(row["sentAt"]).replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
-    author = row.get("author") or {}
-    if row["direction"] == "FROM_PARTICIPANT":
-        return (
-            f"{when} {IN} {author.get('name') or participant} (participant, via {row['source'].title()}): {row['body']}"
-        )
-    return f"{when} {OUT} {author.get('name', '?')} (researcher, via {row['source'].title()}): {row['body']}"
+    inbound = row["direction"] == "FROM_PARTICIPANT"
+    arrow, role, fallback = (IN, "participant", participant) if inbound else (OUT, "researcher", "a researcher")
+    author = (row.get("author") or {}).get("name") or fallback
+    return f"{when} {arrow} {author} ({role}, via {row['source'].title()}): {row['body']}"
 
 
 async def run_demo(*, port: int, database_url: str | None, pace: float) -> int:
@@ -303,16 +301,17 @@ async def run_demo(*, port: int, database_url: str | None, pace: float) -> int:
         say(f"  Rally stand-in       {world.rally.base_url}")
         say(f"  Bridge               {world.bridge_url}   (database {url})")
         await Demo(world, pace).play()
-        say("\nDemo finished: every outcome above was read back from the stand-ins.")
+        say()
+        say("Demo finished: every outcome above was read back from the stand-ins.")
         return 0
     except DemoFailure as exc:
-        say(f"\nFAILED: {exc}")
-        return 1
+        hint = " (--database must name an empty or fresh database)" if database_url else ""
+        return failed(f"{exc}{hint}")
     except OSError as exc:
-        say(f"\nFAILED: could not start the world: {exc}")
-        return 1
+        return failed(f"could not start the world: {exc}")
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly instead of a traceback
-        say("\nInterrupted: stopping the stand-ins and the bridge.")
+        say()
+        say("Interrupted: stopping the stand-ins and the bridge.")
         return 130
     finally:
         if world is not None:

@@ -60,11 +60,11 @@ class Settings(BaseSettings):
 
 
 # What `serve` cannot run without, by environment variable name.
-REQUIRED_FOR_SERVE: dict[str, str] = {
-    "SLACK_BOT_TOKEN": "slack_bot_token",
-    "RESPONDENT_API_KEY": "respondent_api_key",
-    "RESPONDENT_API_SECRET": "respondent_api_secret",
-    "RESPONDENT_WEBHOOK_KEY": "respondent_webhook_key",
-    "RALLY_API_TOKEN": "rally_api_token",
-    "RALLY_WEBHOOK_SECRET": "rally_webhook_secret",
-}
+REQUIRED_FOR_SERVE: tuple[str, ...] = (
+    "SLACK_BOT_TOKEN",
+    "RESPONDENT_API_KEY",
+    "RESPONDENT_API_SECRET",
+    "RESPONDENT_WEBHOOK_KEY",
+    "RALLY_API_TOKEN",
+    "RALLY_WEBHOOK_SECRET",
+)

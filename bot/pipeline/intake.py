@@ -306,7 +306,8 @@ async def _ingest_thread(session: AsyncSession, thread: ParticipantThread, conve
     theirs = [m for m in conversation.messages if m.sender_uid == thread.respondent_user_id]
     known = await repo.known_respondent_uids(session, [m.uid for m in theirs])
     epoch = datetime.min.replace(tzinfo=UTC)
-    for message in sorted(theirs, key=lambda m: (m.created_at or epoch, m.uid)):
+    # Stable sort on time alone: messages of the same millisecond keep the conversation's own order.
+    for message in sorted(theirs, key=lambda m: m.created_at or epoch):
         if message.uid in known:
             continue
         sent_at = message.created_at or utcnow()
