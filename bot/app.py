@@ -108,10 +108,9 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     rally = RallyClient(settings.rally_api_url, _secret(settings.rally_api_token))
     services = Services(
         db=db,
-        chat=SlackPlatform(slack_client),
+        chats={"slack": SlackPlatform(slack_client)},
         respondent=respondent,
         rally=rally,
-        platform="slack",
         internal_note_marker=settings.internal_note_marker,
         respondent_researcher_id=settings.respondent_researcher_id,
     )

@@ -20,7 +20,7 @@ from bot.pipeline import outbox
 from bot.pipeline.intake import Apply
 from bot.pipeline.outbox import Effect
 from bot.pipeline.services import Services
-from bot.ports import ThreadRoot
+from bot.ports import ChatPlatform, ThreadRoot
 from storage import repo
 from storage.models import ParticipantThread
 from storage.queue import Claimed
@@ -53,10 +53,10 @@ def _require_root(thread: ParticipantThread) -> str:
 async def perform(services: Services, item: Claimed) -> Apply:
     effect = Effect(item.kind)
     p = item.payload
-    chat = services.chat
     if effect is Effect.POST_ROOT:
         thread = await _thread(services, p["thread_id"])
-        posted = await _verified_post(services, item, thread.channel, None)
+        chat = services.chat(thread.platform)
+        posted = await _verified_post(chat, item, thread.channel, None)
         if posted is None:
             root = ThreadRoot(
                 participant_name=thread.display_name,
@@ -69,7 +69,8 @@ async def perform(services: Services, item: Claimed) -> Apply:
     if effect is Effect.MIRROR:
         thread = await _thread(services, p["thread_id"])
         root_ts = _require_root(thread)
-        posted = await _verified_post(services, item, thread.channel, root_ts)
+        chat = services.chat(thread.platform)
+        posted = await _verified_post(chat, item, thread.channel, root_ts)
         if posted is None:
             posted = await chat.post_participant_message(
                 thread.channel, root_ts, p["author_name"], p["body"], key=item.key
@@ -79,18 +80,21 @@ async def perform(services: Services, item: Claimed) -> Apply:
         thread_ts: str | None = None
         if p.get("thread_id") is not None:
             thread_ts = _require_root(await _thread(services, p["thread_id"]))
-        if await _verified_post(services, item, p["channel"], thread_ts) is None:
+        chat = services.chat(p["platform"])
+        if await _verified_post(chat, item, p["channel"], thread_ts) is None:
             await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=thread_ts)
         return _nothing
     if effect is Effect.PRIVATE:
         try:
-            await chat.post_private(p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts"))
+            await services.chat(p["platform"]).post_private(
+                p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts")
+            )
         except UnknownOutcome:
             # Ephemeral messages cannot be looked up afterwards: at most once beats twice.
             log.info("private notice %s may not have arrived; not repeated", item.key)
         return _nothing
     if effect is Effect.REACTION:
-        await chat.add_reaction(p["channel"], p["ts"], p["name"])
+        await services.chat(p["platform"]).add_reaction(p["channel"], p["ts"], p["name"])
         return _nothing
     if effect is Effect.RELAY:
         return await _relay(services, item)
@@ -102,12 +106,12 @@ async def perform(services: Services, item: Claimed) -> Apply:
 
 
 async def _verified_post(
-    services: Services, item: Claimed, channel: str, thread_ts: str | None
+    chat: ChatPlatform, item: Claimed, channel: str, thread_ts: str | None
 ) -> PostedMessage | None:
     """After an unknown outcome, the post that the earlier attempt made, if it did."""
     if not item.needs_verify:
         return None
-    return await services.chat.find_post(channel, item.key, thread_ts=thread_ts)
+    return await chat.find_post(channel, item.key, thread_ts=thread_ts)
 
 
 async def _study_name(services: Services, study_id: str) -> str:
@@ -158,13 +162,13 @@ async def _relay(services: Services, item: Claimed) -> Apply:
         author_name=author.get("name"),
         respondent_message_uid=sent.uid,
     )
-    thread_id, message_id, channel = thread.id, p["message_id"], thread.channel
+    thread_id, message_id, channel, platform = thread.id, p["message_id"], thread.channel, thread.platform
     message_uid = sent.uid
 
     async def apply(session: AsyncSession) -> None:
         await repo.set_message_state(session, message_id, state="delivered", respondent_uid=message_uid)
         await outbox.archive(session, thread_id, entry)
-        await outbox.reaction(session, channel, author["platform_ts"], DELIVERED_REACTION)
+        await outbox.reaction(session, platform, channel, author["platform_ts"], DELIVERED_REACTION)
 
     return apply
 
@@ -227,7 +231,7 @@ async def on_permanent_failure(services: Services, item: Claimed, reason: str) -
         async def tell(session: AsyncSession) -> None:
             await repo.set_message_state(session, p["message_id"], state="failed", failure_reason=reason)
             await outbox.notice_in_thread(session, thread, f"failed:{item.key}", texts.not_delivered(reason))
-            await outbox.reaction(session, thread.channel, ts, FAILED_REACTION)
+            await outbox.reaction(session, thread.platform, thread.channel, ts, FAILED_REACTION)
 
         return tell
     if effect is Effect.ARCHIVE:

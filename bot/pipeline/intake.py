@@ -48,13 +48,13 @@ async def handle(services: Services, event: Claimed) -> Apply:
 
 async def _command(services: Services, event: Claimed) -> Apply:
     p = event.payload
-    channel, user_id = p["channel"], p["user_id"]
+    channel, user_id, platform = p["channel"], p["user_id"], p["platform"]
     command = parse_command(p["text"])
     marker = services.internal_note_marker
 
     def reply(text: str) -> Apply:
         async def apply(session: AsyncSession) -> None:
-            await outbox.private(session, event.key, channel, user_id, text)
+            await outbox.private(session, platform, event.key, channel, user_id, text)
 
         return apply
 
@@ -71,7 +71,7 @@ async def _command(services: Services, event: Claimed) -> Apply:
         return reply(texts.study_not_found(study_id))
     if command.name == "link" and study.respondent_project_id is None:
         return reply(texts.study_not_respondent(study.study_id, study.name))
-    user = await services.chat.lookup_user(user_id)
+    user = await services.chat(platform).lookup_user(user_id)
     decision = await _study_permission(services, study, user.email, user.name)
     if not decision.allowed:
         return reply(decision.reason)
@@ -82,10 +82,12 @@ async def _command(services: Services, event: Claimed) -> Apply:
     async def apply(session: AsyncSession) -> None:
         link = await repo.link_for_study(session, study.study_id)
         if link is not None and link.active and link.channel != channel:
-            await outbox.private(session, event.key, channel, user_id, texts.already_linked_elsewhere(study.name))
+            await outbox.private(
+                session, platform, event.key, channel, user_id, texts.already_linked_elsewhere(study.name)
+            )
             return
         if link is not None and link.active:
-            await outbox.private(session, event.key, channel, user_id, texts.already_linked_here(study.name))
+            await outbox.private(session, platform, event.key, channel, user_id, texts.already_linked_here(study.name))
             return
         if link is None:
             link = StudyLink(
@@ -105,7 +107,11 @@ async def _command(services: Services, event: Claimed) -> Apply:
             link.active, link.channel, link.linked_by, link.linked_at = True, channel, user_id, utcnow()
             link.study_name = study.name
         await outbox.notice_in_channel(
-            session, channel, event.key, texts.linked(study.name, study.study_id, user.name, len(participants))
+            session,
+            platform,
+            channel,
+            event.key,
+            texts.linked(study.name, study.study_id, user.name, len(participants)),
         )
         for participant in participants:
             await _ensure_thread(session, link, participant)
@@ -122,7 +128,9 @@ async def _unlink(services: Services, event: Claimed, study: Study, who: str, re
             await reply(texts.not_linked_here(study.study_id))(session)
             return
         link.active = False
-        await outbox.notice_in_channel(session, channel, event.key, texts.unlinked(study.name, who))
+        await outbox.notice_in_channel(
+            session, event.payload["platform"], channel, event.key, texts.unlinked(study.name, who)
+        )
 
     return apply
 
@@ -179,9 +187,10 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
     if not text.strip():
         if not notices:
             notices.append(texts.empty_message())
-        return _private_notices(key, channel, user_id, thread_ts, notices)
+        return _private_notices(p["platform"], key, channel, user_id, thread_ts, notices)
 
-    user = await services.chat.lookup_user(user_id)
+    chat = services.chat(p["platform"])
+    user = await chat.lookup_user(user_id)
     team = await services.rally.get_team(thread.study_id)
     users = await services.rally.find_users_by_email(user.email) if user.email else []
     decision = may_message_participant(
@@ -195,8 +204,8 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
         rally_users=users,
     )
     if not decision.allowed:
-        return _private_notices(key, channel, user_id, thread_ts, [decision.reason])
-    body = await services.chat.to_plain_text(text)
+        return _private_notices(p["platform"], key, channel, user_id, thread_ts, [decision.reason])
+    body = await chat.to_plain_text(text)
     author = decision.rally_user
     thread_id = thread.id
 
@@ -229,15 +238,17 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
             },
         )
         for index, notice in enumerate(notices):
-            await outbox.private(session, f"{key}:{index}", channel, user_id, notice, thread_ts)
+            await outbox.private(session, current.platform, f"{key}:{index}", channel, user_id, notice, thread_ts)
 
     return apply
 
 
-def _private_notices(key: str, channel: str, user_id: str, thread_ts: str | None, notices: list[str]) -> Apply:
+def _private_notices(
+    platform: str, key: str, channel: str, user_id: str, thread_ts: str | None, notices: list[str]
+) -> Apply:
     async def apply(session: AsyncSession) -> None:
         for index, notice in enumerate(notices):
-            await outbox.private(session, f"{key}:{index}", channel, user_id, notice, thread_ts)
+            await outbox.private(session, platform, f"{key}:{index}", channel, user_id, notice, thread_ts)
 
     return apply
 
@@ -259,7 +270,13 @@ async def _chat_message_changed(services: Services, event: Claimed) -> Apply:
         text = texts.edit_not_relayed() if p["change"] == "edited" else texts.delete_not_relayed()
         thread = await repo.thread_by_id(session, message.thread_id)
         await outbox.private(
-            session, event.key, p["channel"], message.author_user_id, text, thread.thread_ts if thread else None
+            session,
+            p["platform"],
+            event.key,
+            p["channel"],
+            message.author_user_id,
+            text,
+            thread.thread_ts if thread else None,
         )
 
     return apply

@@ -59,35 +59,33 @@ async def mirror(
 
 
 async def notice_in_thread(session: AsyncSession, thread: ParticipantThread, key: str, text: str) -> bool:
-    return await _add(
-        session,
-        Effect.NOTICE,
-        f"notice:{key}",
-        thread_lane(thread.id),
-        {"thread_id": thread.id, "channel": thread.channel, "text": text},
-    )
+    payload = {"platform": thread.platform, "thread_id": thread.id, "channel": thread.channel, "text": text}
+    return await _add(session, Effect.NOTICE, f"notice:{key}", thread_lane(thread.id), payload)
 
 
-async def notice_in_channel(session: AsyncSession, channel: str, key: str, text: str) -> bool:
-    return await _add(session, Effect.NOTICE, f"notice:{key}", f"channel:{channel}", {"channel": channel, "text": text})
+async def notice_in_channel(session: AsyncSession, platform: str, channel: str, key: str, text: str) -> bool:
+    payload = {"platform": platform, "channel": channel, "text": text}
+    return await _add(session, Effect.NOTICE, f"notice:{key}", f"channel:{platform}:{channel}", payload)
 
 
 async def private(
-    session: AsyncSession, key: str, channel: str, user_id: str, text: str, thread_ts: str | None = None
+    session: AsyncSession,
+    platform: str,
+    key: str,
+    channel: str,
+    user_id: str,
+    text: str,
+    thread_ts: str | None = None,
 ) -> bool:
     """Something only one person sees. Its own lane: it waits for nothing."""
-    return await _add(
-        session,
-        Effect.PRIVATE,
-        f"private:{key}",
-        f"private:{key}",
-        {"channel": channel, "user_id": user_id, "text": text, "thread_ts": thread_ts},
-    )
+    payload = {"platform": platform, "channel": channel, "user_id": user_id, "text": text, "thread_ts": thread_ts}
+    return await _add(session, Effect.PRIVATE, f"private:{key}", f"private:{key}", payload)
 
 
-async def reaction(session: AsyncSession, channel: str, ts: str, name: str) -> bool:
-    key = f"reaction:{channel}:{ts}:{name}"
-    return await _add(session, Effect.REACTION, key, key, {"channel": channel, "ts": ts, "name": name})
+async def reaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str) -> bool:
+    key = f"reaction:{platform}:{channel}:{ts}:{name}"
+    payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
+    return await _add(session, Effect.REACTION, key, key, payload)
 
 
 async def relay(

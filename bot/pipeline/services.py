@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from bot.errors import PermanentFailure
 from bot.ports import ChatPlatform, ParticipantChannel, StudyRecord
 from storage.db import Database
 
@@ -12,12 +13,16 @@ from storage.db import Database
 @dataclass
 class Services:
     db: Database
-    chat: ChatPlatform
+    chats: dict[str, ChatPlatform]  # by platform name: "slack", "teams"
     respondent: ParticipantChannel
     rally: StudyRecord
-    platform: str = "slack"
-    workspace: str = ""
     internal_note_marker: str = "//"
     respondent_researcher_id: str = "rally-bridge"
     # Set whenever new inbox or outbox rows exist, so workers start at once instead of at their next poll.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def chat(self, platform: str) -> ChatPlatform:
+        try:
+            return self.chats[platform]
+        except KeyError:
+            raise PermanentFailure(f"the {platform} platform is not configured on this bridge") from None
