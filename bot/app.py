@@ -16,6 +16,8 @@ from adapters.rally.client import RallyClient
 from adapters.respondent.client import RespondentClient
 from adapters.slack.inbound import build_bolt_app, slack_route
 from adapters.slack.platform import SlackPlatform, build_client
+from adapters.teams.setup import add_route as add_teams_route
+from adapters.teams.setup import build_teams
 from bot.inbound import InboundEvent, reconcile_study
 from bot.inbox import record
 from bot.pipeline.services import Services
@@ -114,6 +116,9 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
         internal_note_marker=settings.internal_note_marker,
         respondent_researcher_id=settings.respondent_researcher_id,
     )
+    teams = build_teams(settings, db, lambda e: record(services, e))  # None unless MICROSOFT_* settings say so
+    if teams is not None:
+        services.chats["teams"] = teams.platform
     signing_secret = _secret(settings.slack_signing_secret) if http_slack else None
     bolt = build_bolt_app(client=slack_client, signing_secret=signing_secret, record=lambda e: record(services, e))
     options = {
@@ -132,8 +137,10 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     )
     web_app.router.add_post("/webhooks/rally", rally_route(services, _secret(settings.rally_webhook_secret), max_body))
     web_app.router.add_get("/healthz", health_route(services))
+    if teams is not None:
+        add_teams_route(web_app, teams)
     bridge = Bridge(settings=settings, services=services, bolt=bolt, web_app=web_app, workers=workers)
-    bridge.closers = [respondent, rally]
+    bridge.closers = [respondent, rally, *([teams] if teams is not None else [])]
 
     async def on_startup(_app: web.Application) -> None:
         await bridge.start_background()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import typer
 from aiohttp import web
@@ -116,6 +117,23 @@ def demo(
     logs.configure("WARNING")
     code = asyncio.run(run_demo(port=port, database_url=database or None, pace=pace))
     raise typer.Exit(code=code)
+
+
+@cli.command("teams-package")
+def teams_package(
+    app_id: str = typer.Option(..., "--app-id", help="The bot's Microsoft App ID (MICROSOFT_APP_ID)."),
+    url: str = typer.Option(..., "--url", help="The bridge's public https:// URL (Teams posts to <url>/api/messages)."),
+    out: str = typer.Option("rallybridge-teams.zip", "--out", help="Where to write the zip."),
+) -> None:
+    """Write the Teams app package (manifest + icons) to upload in Teams or the Developer Portal."""
+    from adapters.teams.package import PackageError, write_package
+
+    try:
+        written = write_package(app_id, url, Path(out))
+    except PackageError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"Wrote {written}: upload it in Teams (Apps -> Manage your apps -> Upload an app).")
 
 
 def main() -> None:

@@ -44,4 +44,7 @@ def problems_for_serve(settings: Settings) -> list[str]:
         problems.append("SLACK_APP_TOKEN: must be an app-level token starting with 'xapp-'")
     if bot_token is not None and not bot_token.get_secret_value().startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN: must be a bot token starting with 'xoxb-'")
+    from adapters.teams.setup import teams_problems  # Teams is optional: nothing to check without MICROSOFT_*
+
+    problems.extend(teams_problems(settings))
     return problems

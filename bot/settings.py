@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     rally_api_token: SecretStr | None = Field(None, validation_alias="RALLY_API_TOKEN")
     rally_webhook_secret: SecretStr | None = Field(None, validation_alias="RALLY_WEBHOOK_SECRET")
 
+    # Microsoft Teams (optional): without any MICROSOFT_* setting the bridge runs Slack-only. See docs/teams.md.
+    microsoft_app_id: str | None = Field(None, validation_alias="MICROSOFT_APP_ID")
+    microsoft_app_password: SecretStr | None = Field(None, validation_alias="MICROSOFT_APP_PASSWORD")
+    microsoft_app_type: str = Field("MultiTenant", validation_alias="MICROSOFT_APP_TYPE")
+    microsoft_app_tenant_id: str | None = Field(None, validation_alias="MICROSOFT_APP_TENANT_ID")
+    # Overrides for sandboxes: where channel tokens' keys are published, their issuer, the outbound token URL.
+    microsoft_openid_metadata_url: str | None = Field(None, validation_alias="MICROSOFT_OPENID_METADATA_URL")
+    microsoft_token_issuer: str | None = Field(None, validation_alias="MICROSOFT_TOKEN_ISSUER")
+    microsoft_login_url: str | None = Field(None, validation_alias="MICROSOFT_LOGIN_URL")
+    # Lets the Teams route open without an app id (no authentication): local sandboxes only.
+    teams_sandbox: bool = Field(False, validation_alias="RALLYBRIDGE_TEAMS_SANDBOX")
+
     @field_validator("slack_api_url")
     @classmethod
     def _slash_terminated(cls, value: str) -> str:
@@ -54,9 +66,23 @@ class Settings(BaseSettings):
             raise ValueError("must start with 'whsec_' (the Svix signing secret shown by Rally)")
         return value
 
+    @field_validator("microsoft_app_type")
+    @classmethod
+    def _app_type(cls, value: str) -> str:
+        for known in ("MultiTenant", "SingleTenant"):
+            if value.strip().casefold() == known.casefold():
+                return known
+        raise ValueError("must be MultiTenant or SingleTenant")
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+    @property
+    def teams_enabled(self) -> bool:
+        """True when the Teams route should open: an app id, any other MICROSOFT_* setting, or the sandbox flag."""
+        given = (self.microsoft_app_id, self.microsoft_app_password, self.microsoft_app_tenant_id)
+        return self.teams_sandbox or any(v is not None for v in given)
 
 
 # What `serve` cannot run without, by environment variable name.

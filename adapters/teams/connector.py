@@ -1,0 +1,131 @@
+"""A small client for the Bot Framework connector REST API, as the Teams adapter uses it.
+
+Paths (relative to the conversation's ``serviceUrl``): ``POST /v3/conversations``,
+``POST /v3/conversations/{id}/activities``, ``POST /v3/conversations/{id}/activities/{replyToId}``,
+``GET /v3/conversations/{id}/members/{userId}``.
+
+Failures become ``bot.errors``: 429, 412, 408 and every 5xx (so 502 and 504) -> ``TemporaryFailure`` with the
+``Retry-After`` the connector gave; 404 -> ``NotFound``; other 4xx -> ``PermanentFailure``; no connection ->
+``TemporaryFailure``; a timeout or a dropped connection after sending -> ``UnknownOutcome``. Error texts name
+the call template, never ids, tokens or message bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from adapters.http import error_for_exception, error_for_status, malformed, parse_retry_after
+from adapters.teams.pacing import ThreadPacer
+from bot.errors import PermanentFailure, RallyBridgeError, TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+TokenSource = Callable[[], Awaitable[str | None]]
+SERVICE = "Teams connector"
+_REASONS = {
+    401: "the bot's Microsoft credentials were refused (check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD)",
+    403: "the bot may not post there (is the Rally Bridge app installed in this team?)",
+}
+
+
+def _error(what: str, status: int, reason: str | None, body: Any, headers: Any) -> RallyBridgeError:
+    if status == 412:  # Teams: "precondition failed", transient; retry with backoff
+        return TemporaryFailure(f"{SERVICE} {what}: 412", retry_after=parse_retry_after(headers.get("Retry-After")))
+    if status in _REASONS:
+        return PermanentFailure(f"{_REASONS[status]} ({what}: {status})", status=status)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = {"message": body["error"].get("message") or body["error"].get("code")}
+    return error_for_status(f"{SERVICE} {what}:", status, reason, body, headers)
+
+
+class ConnectorClient:
+    """Connector calls with an outbound token, per-thread pacing and the error mapping above."""
+
+    def __init__(self, token: TokenSource, *, pacer: ThreadPacer | None = None, timeout: float = 15.0) -> None:
+        self._token = token
+        self.pacer = pacer or ThreadPacer()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def _call(self, method: str, url: str, what: str, body: Any = None) -> Any:
+        headers = {"Accept": "application/json"}
+        try:
+            token = await self._token()
+        except RallyBridgeError:
+            raise
+        except Exception as exc:  # MSAL / token endpoint trouble: nothing was sent yet
+            raise TemporaryFailure(f"{SERVICE}: could not get a bot token ({type(exc).__name__})") from exc
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            async with self._get_session().request(
+                method, url, json=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as resp:
+                raw = await resp.read()
+                status, reason, resp_headers = resp.status, resp.reason, resp.headers
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise error_for_exception(SERVICE, what, exc) from exc
+        parsed: Any = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                if 200 <= status < 300:
+                    raise malformed(SERVICE, what, "body is not JSON") from None
+        if not 200 <= status < 300:
+            mapped = _error(what, status, reason, parsed, resp_headers)
+            log.info("teams %s failed: %s %s", what, status, type(mapped).__name__)
+            raise mapped
+        return parsed if parsed is not None else {}
+
+    @staticmethod
+    def _base(service_url: str) -> str:
+        return service_url.rstrip("/")
+
+    async def create_conversation(self, service_url: str, params: dict[str, Any], *, pace: str) -> dict[str, Any]:
+        """``POST /v3/conversations`` (a new post in a channel, or a personal chat)."""
+        await self.pacer.acquire(pace)
+        url = f"{self._base(service_url)}/v3/conversations"
+        result = await self._call("POST", url, "POST /v3/conversations", params)
+        if not isinstance(result, dict) or not result.get("id"):
+            raise malformed(SERVICE, "POST /v3/conversations", "no conversation id")
+        return result
+
+    async def send(
+        self, service_url: str, conversation_id: str, activity: dict[str, Any], *, reply_to: str | None = None
+    ) -> str:
+        """Send ``activity`` into a conversation (as a reply to ``reply_to`` if given); returns its id."""
+        await self.pacer.acquire(conversation_id)
+        path = f"/v3/conversations/{quote(conversation_id, safe='')}/activities"
+        what = "POST /v3/conversations/{id}/activities"
+        if reply_to:
+            path += f"/{quote(reply_to, safe='')}"
+            what += "/{replyToId}"
+        result = await self._call("POST", self._base(service_url) + path, what, activity)
+        activity_id = result.get("id") if isinstance(result, dict) else None
+        if not activity_id:
+            raise malformed(SERVICE, what, "no activity id")
+        return str(activity_id)
+
+    async def get_member(self, service_url: str, conversation_id: str, user_id: str) -> dict[str, Any]:
+        """``GET /v3/conversations/{id}/members/{userId}``: a ``TeamsChannelAccount``."""
+        path = f"/v3/conversations/{quote(conversation_id, safe='')}/members/{quote(user_id, safe='')}"
+        result = await self._call("GET", self._base(service_url) + path, "GET /v3/conversations/{id}/members/{userId}")
+        if not isinstance(result, dict):
+            raise malformed(SERVICE, "GET members", "not an object")
+        return result

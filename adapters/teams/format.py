@@ -1,0 +1,139 @@
+"""Teams text in both directions, and the thread root as an Adaptive Card.
+
+Outgoing messages are sent with ``textFormat: "xml"`` (Teams' HTML subset). Text from outside (participants,
+Rally names) is HTML-escaped, so ``<at>...</at>`` cannot mention anyone, ``<a href>`` cannot disguise a link and
+no markup reaches the channel; newlines become ``<br>``. Adaptive Card text blocks render a Markdown subset,
+so outside text placed in a card is also Markdown-escaped.
+
+Incoming researcher messages arrive as Teams text: ``<at>Name</at>`` mentions, sometimes HTML (``<p>``,
+``<a href>``, ``<br>``) and entities. :func:`to_plain_text` turns that into what the participant reads.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+_MENTION = re.compile(r"<at[^<>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
+_LINK = re.compile(r"<a\s[^<>]*?href\s*=\s*(\"[^\"]*\"|'[^']*')[^<>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^<>]*>|</div>\s*<div[^<>]*>", re.IGNORECASE)
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(\s[^<>]*)?/?>")
+_MARKDOWN = re.compile(r"([\\`*_\[\]~])")
+
+
+def escape(text: str) -> str:
+    """Outside text made inert in a Teams ``xml`` message: HTML-escaped, newlines as ``<br>``."""
+    return html.escape(text, quote=False).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def escape_markdown(text: str) -> str:
+    """Outside text made inert in an Adaptive Card ``TextBlock`` (Markdown subset): backslash-escaped."""
+    return _MARKDOWN.sub(r"\\\1", text.replace("\n", " "))
+
+
+def _link_text(url: str, label: str) -> str:
+    label = label.strip()
+    if not label or label == url or label == url.removeprefix("https://").removeprefix("http://").rstrip("/"):
+        return url
+    if url.startswith("mailto:"):
+        address = url[len("mailto:") :]
+        return address if label == address else f"{label} ({address})"
+    return f"{label} ({url})"
+
+
+def to_plain_text(text: str, *, bot_name: str | None = None) -> str:
+    """A researcher's Teams message as the participant should read it.
+
+    ``<at>Ana Ortiz</at>`` -> ``@Ana Ortiz`` (a mention of the bot itself is dropped), ``<a href="u">label</a>``
+    -> ``label (u)``, ``<br>`` and paragraph breaks -> newlines, other tags removed, entities unescaped.
+    A literal ``<3`` or ``a < b`` is not a tag and stays as typed.
+    """
+
+    def mention(match: re.Match[str]) -> str:
+        name = html.unescape(_TAG.sub("", match.group(1))).strip()
+        if bot_name is not None and name == bot_name:
+            return ""
+        return f"@{name}"
+
+    def link(match: re.Match[str]) -> str:
+        url = html.unescape(match.group(1)[1:-1]).strip()
+        label = html.unescape(_TAG.sub("", match.group(2)))
+        return _link_text(url, label)
+
+    out = _MENTION.sub(mention, text)
+    out = _LINK.sub(link, out)
+    out = _BREAK.sub("\n", out)
+    out = _TAG.sub("", out)
+    out = html.unescape(out)
+    return re.sub(r"[ \t]{2,}", " ", out).strip()
+
+
+def command_text(text: str, mention_texts: list[str]) -> str:
+    """The words of a command after the bot's own mention(s) are removed (literal match, not a regex)."""
+    for mention in mention_texts:
+        text = text.replace(mention, " ")
+    return to_plain_text(text)
+
+
+_WORDING = (
+    ("/rally ", "@{bot} "),
+    ("with the same email as in Slack", "with the same email as in Teams"),
+    ("in Slack, so I can't match you", "in Teams, so I can't match you"),
+    (
+        "Ask a workspace admin to make sure the app has the users:read.email scope.",
+        "Ask a Teams admin to make sure your account has an email or user principal name.",
+    ),
+)
+
+
+def teams_wording(text: str, bot_name: str) -> str:
+    """The core's sentences name Slack's ``/rally`` command; in Teams the same words follow an @mention."""
+    for old, new in _WORDING:
+        text = text.replace(old, new.format(bot=bot_name))
+    return text
+
+
+def format_session_time(when: datetime) -> str:
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
+
+
+def root_card(
+    participant_name: str, study_name: str, session_starts_at: datetime | None, scheduling_url: str | None
+) -> dict[str, Any]:
+    """The Adaptive Card of a participant's thread root: the same facts as the Slack root message."""
+    facts = [{"title": "Study", "value": escape_markdown(study_name)}]
+    if session_starts_at is not None:
+        facts.append({"title": "Session", "value": format_session_time(session_starts_at)})
+    actions: list[dict[str, Any]] = []
+    if scheduling_url:
+        safe = scheduling_url.startswith(("https://", "http://")) and " " not in scheduling_url
+        facts.append({"title": "Scheduling", "value": escape_markdown(scheduling_url)})
+        if safe:
+            actions.append({"type": "Action.OpenUrl", "title": "Scheduling link", "url": scheduling_url})
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.4",
+        "body": [
+            {
+                "type": "TextBlock",
+                "text": escape_markdown(participant_name),
+                "weight": "Bolder",
+                "size": "Medium",
+                "wrap": True,
+            },
+            {"type": "FactSet", "facts": facts},
+            {"type": "TextBlock", "text": "Reply in this thread to message them.", "isSubtle": True, "wrap": True},
+        ],
+    }
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def root_summary(participant_name: str, study_name: str) -> str:
+    """Plain summary shown in notifications and by clients that cannot render the card."""
+    return f"{participant_name} · {study_name}. Reply in this thread to message them."

@@ -1,0 +1,237 @@
+"""``ChatPlatform`` for Microsoft Teams, over the Bot Framework connector REST API.
+
+What differs from Slack, and why (also in docs/teams.md):
+
+* **Thread root** = a new post (reply chain) in the channel: ``POST /v3/conversations`` with
+  ``channelData.channel.id``, carrying an Adaptive Card. Its activity id is the thread's ``thread_ts``; replies
+  go to ``{channel};messageid={root}``. Every send uses the ``ConversationReference`` stored when the channel
+  was last heard from (service URL, tenant, bot id), so proactive sends work after a restart.
+* **Private** = Teams has no ephemeral messages. The honest equivalent is a personal 1:1 chat with the
+  person (``POST /v3/conversations`` with ``members``). If Teams refuses to open one (the app is not allowed to
+  chat with them), the note is posted where they wrote, @mentioning them and saying it could not be private.
+* **Reactions** = bots cannot react in Teams. A delivery acknowledgement is a short reply in the chain
+  (``✓ Chloe Park's reply was delivered to Jordan L.``; ``✗ ... not delivered`` for a failure).
+* **Verification** = the connector cannot list messages. Each keyed post is recorded as ``sending`` before
+  the call and ``sent`` (with its activity id) after it; ``find_post`` answers from that record. If the process
+  dies or the call times out between the two, the outcome stays unknown and the post is repeated:
+  at-least-once in that window (Slack: exactly once via message metadata).
+* **Pacing** = per-thread :class:`~adapters.teams.pacing.ThreadPacer`; 429/412/5xx are retried by the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from adapters.teams import format as fmt
+from adapters.teams.connector import ConnectorClient
+from bot.domain import ChatUser, PostedMessage
+from bot.errors import NotFound, PermanentFailure
+from bot.ports import ThreadRoot
+from storage.teams import SENT, ConversationContext, TeamsStore
+
+log = logging.getLogger(__name__)
+
+ACKNOWLEDGEMENTS = {
+    "white_check_mark": "✓ {author} was delivered to {participant}",
+    "x": "✗ {author} was not delivered.",
+}
+
+
+def thread_conversation(channel: str, root_id: str) -> str:
+    return f"{channel};messageid={root_id}"
+
+
+class TeamsPlatform:
+    """The Teams side of the bridge: implements ``bot.ports.ChatPlatform``."""
+
+    def __init__(
+        self,
+        connector: ConnectorClient,
+        store: TeamsStore,
+        *,
+        app_id: str,
+        bot_name: str = "Rally Bridge",
+    ) -> None:
+        self.connector = connector
+        self.store = store
+        self.app_id = app_id
+        self.bot_name = bot_name
+
+    # --- context ------------------------------------------------------------------------------------------
+
+    async def _channel(self, channel: str) -> ConversationContext:
+        context = await self.store.conversation(f"channel:{channel}")
+        if context is None:
+            raise PermanentFailure("the bridge has not heard from this Teams channel yet (is the app installed?)")
+        return context
+
+    def _bot(self, context: ConversationContext) -> dict[str, Any]:
+        bot = dict(context.reference.get("bot") or {})
+        return {"id": bot.get("id") or f"28:{self.app_id}", "name": bot.get("name") or self.bot_name}
+
+    def _message(self, context: ConversationContext, text: str, **extra: Any) -> dict[str, Any]:
+        return {"type": "message", "textFormat": "xml", "text": text, "from": self._bot(context), **extra}
+
+    # --- keyed posts (recorded for find_post) ---------------------------------------------------------------
+
+    async def _new_post(self, channel: str, activity: dict[str, Any], *, key: str) -> PostedMessage:
+        """A new reply chain in ``channel``; returns the root's activity id as ``ts``."""
+        context = await self._channel(channel)
+        await self.store.post_started(key, channel)
+        params = {
+            "isGroup": True,
+            "bot": self._bot(context),
+            "tenantId": context.tenant_id,
+            "channelData": {"channel": {"id": channel}, "tenant": {"id": context.tenant_id}},
+            "activity": activity,
+        }
+        result = await self.connector.create_conversation(context.service_url, params, pace=channel)
+        activity_id = str(result.get("activityId") or "") or _root_of(str(result["id"]))
+        await self.store.post_sent(key, channel, activity_id)
+        return PostedMessage(channel=channel, ts=activity_id)
+
+    async def _reply(self, channel: str, root_id: str, activity: dict[str, Any], *, key: str) -> PostedMessage:
+        context = await self._channel(channel)
+        conversation = thread_conversation(channel, root_id)
+        await self.store.post_started(key, conversation)
+        activity = {**activity, "replyToId": root_id}
+        activity_id = await self.connector.send(context.service_url, conversation, activity, reply_to=root_id)
+        await self.store.post_sent(key, conversation, activity_id)
+        return PostedMessage(channel=channel, ts=activity_id)
+
+    async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
+        """A new post in the channel with the participant's Adaptive Card."""
+        context = await self._channel(channel)
+        card = fmt.root_card(root.participant_name, root.study_name, root.session_starts_at, root.scheduling_url)
+        activity = self._message(
+            context,
+            "",
+            summary=fmt.root_summary(root.participant_name, root.study_name),
+            attachments=[{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+        )
+        del activity["text"]
+        return await self._new_post(channel, activity, key=key)
+
+    async def post_participant_message(
+        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+    ) -> PostedMessage:
+        """The participant's words as a reply in their chain: attributed, HTML-escaped (no markup, no mentions)."""
+        context = await self._channel(channel)
+        text = f"<b>{fmt.escape(author_name)}</b> (participant):<br>{fmt.escape(body)}"
+        return await self._reply(channel, thread_ts, self._message(context, text), key=key)
+
+    async def post_notice(self, channel: str, text: str, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+        context = await self._channel(channel)
+        activity = self._message(context, fmt.escape(fmt.teams_wording(text, self.bot_name)))
+        if thread_ts is None:
+            return await self._new_post(channel, activity, key=key)
+        return await self._reply(channel, thread_ts, activity, key=key)
+
+    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+        """The post an earlier attempt made, from the bridge's own record (the connector cannot list posts)."""
+        record = await self.store.post(key)
+        if record is None or record.state != SENT or not record.activity_id:
+            return None
+        return PostedMessage(channel=channel, ts=record.activity_id)
+
+    # --- private notes and acknowledgements ------------------------------------------------------------------
+
+    async def _personal_conversation(self, user_id: str, context: ConversationContext) -> str:
+        known = await self.store.conversation(f"personal:{user_id}")
+        if known is not None:
+            return known.conversation_id
+        params = {
+            "isGroup": False,
+            "bot": self._bot(context),
+            "members": [{"id": user_id}],
+            "tenantId": context.tenant_id,
+            "channelData": {"tenant": {"id": context.tenant_id}},
+        }
+        result = await self.connector.create_conversation(context.service_url, params, pace=f"personal:{user_id}")
+        conversation_id = str(result["id"])
+        reference = {**context.reference, "conversation": {"id": conversation_id, "conversationType": "personal"}}
+        personal = ConversationContext(conversation_id, context.tenant_id, None, context.service_url, reference)
+        await self.store.remember(personal, f"personal:{user_id}", None)
+        return conversation_id
+
+    async def post_private(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
+        """A personal 1:1 message to ``user_id`` (Teams has no ephemeral messages); see the module docstring."""
+        personal = await self.store.conversation(f"personal:{user_id}")
+        context = personal or await self._channel(channel)
+        body = fmt.escape(fmt.teams_wording(text, self.bot_name))
+        try:
+            conversation = await self._personal_conversation(user_id, context)
+        except PermanentFailure as exc:
+            if channel.startswith("19:"):
+                log.info("no personal chat with a Teams user (%s); telling them in the channel", exc.reason)
+                await self._mention_in_channel(channel, user_id, body, thread_ts)
+                return
+            raise
+        await self.connector.send(context.service_url, conversation, self._message(context, body))
+
+    async def _mention_in_channel(self, channel: str, user_id: str, body: str, thread_ts: str | None) -> None:
+        context = await self._channel(channel)
+        known = await self.store.user(user_id)
+        name = fmt.escape(known.name if known else "you")
+        mention = f"<at>{name}</at>"
+        text = f"{mention} (I couldn't message you privately) {body}"
+        entity = {"type": "mention", "text": mention, "mentioned": {"id": user_id, "name": name}}
+        activity = self._message(context, text, entities=[entity])
+        if thread_ts is None:
+            params = {
+                "isGroup": True,
+                "bot": self._bot(context),
+                "tenantId": context.tenant_id,
+                "channelData": {"channel": {"id": channel}, "tenant": {"id": context.tenant_id}},
+                "activity": activity,
+            }
+            await self.connector.create_conversation(context.service_url, params, pace=channel)
+            return
+        conversation = thread_conversation(channel, thread_ts)
+        await self.connector.send(context.service_url, conversation, {**activity, "replyToId": thread_ts})
+
+    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Teams bots cannot react: acknowledge with a short reply in the chain, once per message and mark."""
+        template = ACKNOWLEDGEMENTS.get(name.strip(":"))
+        if template is None:
+            return  # e.g. the pending mark: not shown in Teams (see remove_reaction)
+        message = await self.store.message_context(channel, ts)
+        if message is None:
+            log.debug("no Teams acknowledgement for %s on an unknown message", name)
+            return
+        key = f"ack:{channel}:{ts}:{name}"
+        if await self.find_post(channel, key) is not None:
+            return
+        author = f"{message.author_name}'s reply" if message.author_name else "The reply"
+        text = template.format(author=author, participant=message.participant_name)
+        context = await self._channel(channel)
+        await self._reply(channel, message.root_id, self._message(context, fmt.escape(text)), key=key)
+
+    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Nothing to take back: only final outcomes (delivered / not delivered) are acknowledged in Teams;
+        the pending mark Slack shows while a relay waits has no Teams equivalent."""
+        return None
+
+    # --- people and text ---------------------------------------------------------------------------------------
+
+    async def lookup_user(self, user_id: str) -> ChatUser:
+        """Name and email from the Teams roster (``email``, else ``userPrincipalName``)."""
+        known = await self.store.user(user_id)
+        if known is None:
+            raise NotFound("the bridge has not seen this Teams user in a channel yet")
+        member = await self.connector.get_member(known.service_url, known.conversation_id, user_id)
+        email = member.get("email") or member.get("userPrincipalName") or None
+        name = str(member.get("name") or known.name)
+        return ChatUser(user_id=user_id, name=name, email=str(email) if email else None)
+
+    async def to_plain_text(self, text: str) -> str:
+        """Mentions as ``@Name`` (the bot's own dropped), links as ``label (url)``, no HTML left."""
+        return fmt.to_plain_text(text, bot_name=self.bot_name)
+
+
+def _root_of(conversation_id: str) -> str:
+    _base, sep, root = conversation_id.partition(";messageid=")
+    if not sep or not root:
+        raise PermanentFailure("Teams did not say which post it created")
+    return root

@@ -1,0 +1,95 @@
+"""Wire Teams from settings: the ``TeamsPlatform`` for the core and the ``/api/messages`` route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from botbuilder.integration.aiohttp import CloudAdapter
+
+from adapters.teams.auth import (
+    OutboundTokens,
+    TeamsAuthConfig,
+    bot_framework_authentication,
+    credentials_factory,
+)
+from adapters.teams.connector import ConnectorClient
+from adapters.teams.inbound import Record, TeamsRoute
+from adapters.teams.platform import TeamsPlatform
+from bot.settings import Settings
+from storage.db import Database
+from storage.teams import TeamsStore
+
+ROUTE = "/api/messages"
+
+
+class TeamsNotAllowed(RuntimeError):
+    """The Teams route would open without authentication outside a sandbox."""
+
+
+@dataclass
+class Teams:
+    platform: TeamsPlatform
+    route: TeamsRoute
+    connector: ConnectorClient
+
+    async def close(self) -> None:
+        await self.connector.close()
+
+
+def teams_problems(settings: Settings) -> list[str]:
+    """What stops the Teams route from opening safely (empty when Teams is off or configured)."""
+    if not settings.teams_enabled:
+        return []
+    problems: list[str] = []
+    if not settings.microsoft_app_id and not settings.teams_sandbox:
+        problems.append(
+            "MICROSOFT_APP_ID: not set (the Teams route needs it; RALLYBRIDGE_TEAMS_SANDBOX=1 opens it "
+            "without authentication, for local sandboxes only)"
+        )
+    if settings.microsoft_app_id and settings.microsoft_app_password is None:
+        problems.append("MICROSOFT_APP_PASSWORD: not set (the client secret of the bot's app registration)")
+    if settings.microsoft_app_type == "SingleTenant" and not settings.microsoft_app_tenant_id:
+        problems.append("MICROSOFT_APP_TENANT_ID: not set (needed when MICROSOFT_APP_TYPE is SingleTenant)")
+    return problems
+
+
+def auth_config(settings: Settings) -> TeamsAuthConfig:
+    password = settings.microsoft_app_password
+    return TeamsAuthConfig(
+        APP_ID=settings.microsoft_app_id or "",
+        APP_PASSWORD=password.get_secret_value() if password is not None else "",
+        APP_TYPE=settings.microsoft_app_type,
+        APP_TENANTID=settings.microsoft_app_tenant_id,
+        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.microsoft_openid_metadata_url,
+        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=settings.microsoft_token_issuer,
+        LOGIN_URL=settings.microsoft_login_url,
+    )
+
+
+def build_teams(settings: Settings, db: Database, record: Record) -> Teams | None:
+    """``None`` when Teams is not configured; raises :class:`TeamsNotAllowed` for an unsafe configuration."""
+    if not settings.teams_enabled:
+        return None
+    problems = teams_problems(settings)
+    if problems:
+        raise TeamsNotAllowed("; ".join(problems))
+    config = auth_config(settings)
+    factory = credentials_factory(config)
+    auth = bot_framework_authentication(config, factory)
+    store = TeamsStore(db)
+    connector = ConnectorClient(OutboundTokens(config, factory))
+    platform = TeamsPlatform(connector, store, app_id=config.APP_ID)
+    route = TeamsRoute(
+        adapter=CloudAdapter(auth),
+        auth=auth,
+        store=store,
+        record=record,
+        app_id=config.APP_ID,
+        max_body=settings.max_body_bytes,
+    )
+    return Teams(platform=platform, route=route, connector=connector)
+
+
+def add_route(web_app: web.Application, teams: Teams) -> None:
+    web_app.router.add_post(ROUTE, teams.route.handle)

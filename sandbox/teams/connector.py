@@ -1,0 +1,182 @@
+"""A stand-in for the Bot Framework connector as Teams serves it (the bot's ``serviceUrl``).
+
+Routes: ``POST /botframework.com/oauth2/v2.0/token`` (client credentials -> bearer token),
+``POST /v3/conversations`` (a new post in a channel, or a personal chat), ``POST /v3/conversations/{id}/activities``
+and ``.../activities/{replyToId}``, ``GET /v3/conversations/{id}/members/{userId}``. Errors have the connector's
+shape ``{"error": {"code", "message"}}``.
+
+Teams' per-bot-per-thread limits are enforced (7 sends / 1 s, 8 / 2 s, 60 / 30 s, 1800 / 3600 s: 429 beyond),
+plus the fault injection of :class:`~sandbox.http_faults.SandboxServer` and ``drop_next_send`` (the post is
+stored, then the connection is cut, so the bridge cannot know whether it happened).
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.http_faults import SandboxServer
+
+TEAMS_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
+TOKEN_PATH = "/botframework.com/oauth2/v2.0/token"
+
+
+class TeamsConnectorSandbox(SandboxServer):
+    unauthorized_message = "Authorization has been denied for this request."
+
+    def __init__(
+        self, *, app_id: str | None, app_password: str | None, tenant_id: str = "tenant-sandbox", limits: bool = True
+    ) -> None:
+        self.app_id = app_id
+        self.app_password = app_password
+        self.tenant_id = tenant_id
+        self.team_id = "19:team-sandbox@thread.tacv2"
+        self.limits_enabled = limits
+        self.tokens: set[str] = set()
+        self.channels: dict[str, str] = {}
+        self.members: dict[str, dict[str, Any]] = {}
+        # conversation id -> activities in it (channel id: root posts; "<channel>;messageid=<root>": replies).
+        self.conversations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.personal: dict[str, str] = {}  # user id -> personal conversation id
+        self.sends: dict[str, list[float]] = defaultdict(list)
+        self.rate_limited: list[str] = []
+        self._drop_sends = 0
+        self._ids = itertools.count(int(time.time() * 1000))
+        super().__init__()
+
+    # ---- set-up -----------------------------------------------------------------------------------------
+    def next_id(self) -> str:
+        return str(next(self._ids))
+
+    def add_channel(self, channel_id: str, name: str) -> None:
+        self.channels[channel_id] = name
+
+    def add_member(self, user_id: str, name: str, *, email: str | None, upn: str | None = None) -> None:
+        given, _, surname = name.partition(" ")
+        self.members[user_id] = {
+            "id": user_id,
+            "name": name,
+            "aadObjectId": secrets.token_hex(8),
+            "email": email,
+            "userPrincipalName": upn or email,
+            "givenName": given,
+            "surname": surname,
+            "tenantId": self.tenant_id,
+            "userRole": "user",
+        }
+
+    def drop_next_send(self, n: int = 1) -> None:
+        """Store the next ``n`` bot posts, then cut the connection instead of answering."""
+        self._drop_sends += n
+
+    # ---- what the channel shows -------------------------------------------------------------------------
+    def roots(self, channel_id: str) -> list[dict[str, Any]]:
+        return list(self.conversations.get(channel_id, []))
+
+    def replies(self, channel_id: str, root_id: str) -> list[dict[str, Any]]:
+        return list(self.conversations.get(f"{channel_id};messageid={root_id}", []))
+
+    def personal_messages(self, user_id: str) -> list[str]:
+        conversation = self.personal.get(user_id)
+        return [a.get("text", "") for a in self.conversations.get(conversation, [])] if conversation else []
+
+    # ---- SandboxServer hooks ----------------------------------------------------------------------------
+    def setup_routes(self, app: web.Application) -> None:
+        app.router.add_post(TOKEN_PATH, self._token)
+        app.router.add_post("/v3/conversations", self._create)
+        app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
+        app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._send)
+        app.router.add_get("/v3/conversations/{conversation}/members/{user}", self._member)
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        codes = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
+        return {"error": {"code": codes.get(status, "ServiceError"), "message": message}}
+
+    def authorized(self, request: web.Request) -> bool:
+        if request.path == TOKEN_PATH or not self.app_id:
+            return True
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header[len("Bearer ") :] in self.tokens
+
+    # ---- handlers ---------------------------------------------------------------------------------------
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("client_id") != self.app_id or form.get("client_secret") != self.app_password:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        token = secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return web.json_response({"token_type": "Bearer", "expires_in": 3600, "access_token": token})
+
+    def _over_limit(self, conversation: str) -> bool:
+        if not self.limits_enabled:
+            return False
+        now = time.monotonic()
+        recent = [t for t in self.sends[conversation] if now - t < 3600]
+        self.sends[conversation] = recent
+        return any(sum(1 for t in recent if now - t < window) >= count for window, count in TEAMS_LIMITS)
+
+    def _count(self, conversation: str) -> web.Response | None:
+        if self._over_limit(conversation):
+            self.rate_limited.append(conversation)
+            return self.error_response(429, "Too many requests for this thread")
+        self.sends[conversation].append(time.monotonic())
+        return None
+
+    async def _store(self, request: web.Request, conversation: str, activity: dict[str, Any]) -> web.Response:
+        """Store a bot post; answer with its id, or store it and cut the connection (``drop_next_send``)."""
+        activity = {**activity, "id": activity.get("id") or self.next_id(), "from": {"id": f"28:{self.app_id}"}}
+        self.conversations[conversation].append(activity)
+        if self._drop_sends > 0:
+            self._drop_sends -= 1
+            if request.transport is not None:
+                request.transport.close()
+        return web.json_response({"id": activity["id"]}, status=201)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        params = await request.json()
+        channel = ((params.get("channelData") or {}).get("channel") or {}).get("id")
+        if params.get("isGroup") and channel:
+            if channel not in self.channels:
+                return self.error_response(404, "Conversation not found.")
+            limited = self._count(channel)
+            if limited is not None:
+                return limited
+            root = self.next_id()
+            activity = {**(params.get("activity") or {}), "id": root}
+            self.conversations[channel].append(activity)
+            if self._drop_sends > 0:
+                self._drop_sends -= 1
+                if request.transport is not None:
+                    request.transport.close()
+            return web.json_response({"id": f"{channel};messageid={root}", "activityId": root}, status=201)
+        members = params.get("members") or []
+        if len(members) != 1 or members[0].get("id") not in self.members:
+            return self.error_response(403, "The bot is not permitted to message this user.")
+        user_id = members[0]["id"]
+        conversation = self.personal.setdefault(user_id, f"a:{secrets.token_hex(10)}")
+        return web.json_response({"id": conversation}, status=201)
+
+    async def _send(self, request: web.Request) -> web.Response:
+        conversation = request.match_info["conversation"]
+        base, _, root = conversation.partition(";messageid=")
+        known_roots = {a["id"] for a in self.conversations.get(base, [])}
+        if conversation.startswith("19:") and (base not in self.channels or (root and root not in known_roots)):
+            return self.error_response(404, "Conversation not found.")
+        if conversation.startswith("a:") and conversation not in self.personal.values():
+            return self.error_response(404, "Conversation not found.")
+        limited = self._count(conversation)
+        if limited is not None:
+            return limited
+        activity = await request.json()
+        return await self._store(request, conversation, activity)
+
+    async def _member(self, request: web.Request) -> web.Response:
+        member = self.members.get(request.match_info["user"])
+        if member is None:
+            return self.error_response(404, "Member not found in conversation.")
+        return web.json_response({k: v for k, v in member.items() if v is not None})
