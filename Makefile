@@ -31,3 +31,7 @@ serve: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: reliability
+reliability: $(BIN)/.installed  ## the full reliability suite (issue 3); writes docs/reliability.md. SEED=n replays a run
+	$(BIN)/python -m reliability $(if $(SEED),--seed $(SEED),)

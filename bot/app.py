@@ -22,6 +22,7 @@ from bot.inbound import InboundEvent, reconcile_study
 from bot.inbox import record
 from bot.pipeline.services import Services
 from bot.pipeline.worker import QueueWorker, inbox_worker, outbox_worker
+from bot.reminders import firing as reminders
 from bot.settings import Settings
 from bot.web import health_route, rally_route, respondent_route
 from storage import repo
@@ -69,6 +70,16 @@ class Bridge:
             coalesce=True,
             misfire_grace_time=None,
         )
+        # Reminders are rows in our own tables; this job only ticks (claims due rows into the inbox).
+        self.scheduler.add_job(
+            self.queue_due_reminders,
+            "interval",
+            seconds=reminders.TICK_SECONDS,
+            id="reminders",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         self.scheduler.start()
 
     async def stop_background(self) -> None:
@@ -86,6 +97,14 @@ class Bridge:
             if close is not None:
                 await close()
         await self.services.db.dispose()
+
+    async def queue_due_reminders(self) -> int:
+        """Turn due reminder rows into inbox events (exactly once across replicas: see bot/reminders/firing)."""
+        try:
+            return await reminders.enqueue_due(self.services)
+        except Exception as exc:  # the database may be down; the next tick tries again
+            log.warning("could not queue due reminders: %s", type(exc).__name__)
+            return 0
 
     async def queue_reconciles(self) -> int:
         """One reconcile event per linked study per interval; replicas share the key, so it runs once."""

@@ -19,6 +19,7 @@ class EventKind(enum.StrEnum):
     RALLY_PARTICIPANT_STATUS = "rally.participant_status_changed"
     RALLY_PERSON_OPTED_OUT = "rally.person_opted_out"
     RECONCILE_STUDY = "reconcile.study"
+    REMINDER_DUE = "reminder.due"  # a scheduled send came due (bot/reminders)
 
 
 @dataclass(frozen=True)
@@ -86,20 +87,14 @@ def chat_message_changed(
 
 
 def chat_command(
-    *, platform: str, request_id: str, workspace: str, channel: str, user_id: str, text: str
+    *, platform: str, request_id: str, workspace: str, channel: str, user_id: str, text: str, tz: str | None = None
 ) -> InboundEvent:
-    """A slash command; ``request_id`` is unique per invocation (Slack ``trigger_id``)."""
-    return InboundEvent(
-        key=f"{platform}:command:{request_id}",
-        kind=EventKind.CHAT_COMMAND,
-        payload={
-            "platform": platform,
-            "workspace": workspace,
-            "channel": channel,
-            "user_id": user_id,
-            "text": text,
-        },
-    )
+    """A slash command; ``request_id`` is unique per invocation (Slack ``trigger_id``). ``tz``: the sender's
+    time zone when the platform sends it with the command (Teams ``localTimezone``); else the user lookup's."""
+    payload = {"platform": platform, "workspace": workspace, "channel": channel, "user_id": user_id, "text": text}
+    if tz:
+        payload["tz"] = tz
+    return InboundEvent(key=f"{platform}:command:{request_id}", kind=EventKind.CHAT_COMMAND, payload=payload)
 
 
 def respondent_message_created(
@@ -133,4 +128,13 @@ def reconcile_study(*, study_id: str, cycle: str) -> InboundEvent:
         key=f"reconcile:{study_id}:{cycle}",
         kind=EventKind.RECONCILE_STUDY,
         payload={"study_id": study_id},
+    )
+
+
+def reminder_due(*, reminder_id: int, thread_id: int) -> InboundEvent:
+    """A reminder, follow-up or scheduling link to send now; one key per reminder, so it fires once."""
+    return InboundEvent(
+        key=f"reminder:{reminder_id}",
+        kind=EventKind.REMINDER_DUE,
+        payload={"reminder_id": reminder_id, "thread_id": thread_id},
     )

@@ -29,6 +29,8 @@ def lane_for(event: InboundEvent) -> str:
         return f"rally:{p['study_id']}:{p['participant_id']}"
     if event.kind is EventKind.RALLY_PERSON_OPTED_OUT:
         return f"rally:opt-out:{p['email'].casefold()}"
+    if event.kind is EventKind.REMINDER_DUE:
+        return f"reminder:{p['thread_id']}"
     return f"reconcile:{p.get('study_id', '')}"
 
 

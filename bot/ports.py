@@ -93,6 +93,10 @@ class ChatPlatform(Protocol):
         """Mark a message (idempotent: an existing reaction is success)."""
         ...
 
+    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Take a mark off a message (idempotent: a missing reaction is success)."""
+        ...
+
     async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
         """The post carrying ``key``, if an earlier attempt made it."""
         ...

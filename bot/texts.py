@@ -15,7 +15,7 @@ HELP = (
 
 
 def help_text(marker: str) -> str:
-    return HELP.format(marker=marker)
+    return HELP.format(marker=marker) + "\n\n" + REMINDER_HELP
 
 
 def unknown_command(word: str, marker: str) -> str:
@@ -152,3 +152,137 @@ def format_session(starts_at: datetime | None) -> str | None:
     if starts_at is None:
         return None
     return starts_at.strftime("%a %d %b %Y, %H:%M UTC")
+
+
+# --- reminders, follow-ups, scheduling links (bot/reminders) ------------------------------------------
+
+REMINDER_HELP = (
+    "• /rally remind <participant> <when> [message]: remind them (when: in 2h, tomorrow 9am, fri 14:30, "
+    "2026-12-01 10:00, 1h before session).\n"
+    "• /rally followup <participant> [after <duration>] [message]: nudge them if they haven't written by then "
+    "(default 24h after your last message); cancelled as soon as they write.\n"
+    "• /rally reschedule <participant> [note]: send them their scheduling link now.\n"
+    "• /rally status [participant] · /rally reminders · /rally cancel <id>\n"
+    "<participant> is the name on the thread (Jordan L., Jordan) or the Rally participant id."
+)
+
+
+def reminder_usage(command: str) -> str:
+    usages = {
+        "remind": "/rally remind <participant> <when> [message], e.g. /rally remind Jordan tomorrow 9am",
+        "followup": "/rally followup <participant> [after <duration>] [message], e.g. /rally followup Jordan after 2d",
+        "reschedule": "/rally reschedule <participant> [note]",
+        "cancel": "/rally cancel <id> (the id is in /rally reminders)",
+    }
+    return "Usage: " + usages.get(command, REMINDER_HELP)
+
+
+def no_participants_here() -> str:
+    return "No participant threads in this channel yet. Link a study first: /rally link <studyId>."
+
+
+def participant_unknown(wanted: str, choices: list[str]) -> str:
+    listed = "\n".join(f"• {c}" for c in choices)
+    return f'Nobody called "{wanted}" has a thread in this channel. Participants here:\n{listed}'
+
+
+def participant_ambiguous(wanted: str, choices: list[str]) -> str:
+    listed = "\n".join(f"• {c}" for c in choices)
+    return f'"{wanted}" could be several participants. Run the command again with the full name or the id:\n{listed}'
+
+
+def default_reminder(study_name: str, session: str | None) -> str:
+    when = f" on {session}" if session else ""
+    return f'A friendly reminder about your session for "{study_name}"{when}. We look forward to talking with you!'
+
+
+def default_followup(study_name: str) -> str:
+    return (
+        f'Just checking in about "{study_name}": did you see our last message? '
+        "A quick reply whenever you have a moment would help us a lot."
+    )
+
+
+def scheduling_message(study_name: str, url: str, note: str) -> str:
+    text = f'Here is your personal link to pick (or change) the time of your session for "{study_name}": {url}'
+    return f"{text}\n{note}" if note else text
+
+
+def no_scheduling_link(name: str) -> str:
+    return f"Rally has no scheduling link for {name}, so there is nothing to send. Set up scheduling in Rally first."
+
+
+def reminder_set(kind: str, name: str, moment: str, reminder_id: int, body: str, zone_note: str) -> str:
+    what = "Follow-up" if kind == "followup" else "Reminder"
+    extra = " It is cancelled automatically if they write before then." if kind == "followup" else ""
+    return (
+        f"{what} #{reminder_id} for {name} set for {moment}.{extra}{zone_note}\n"
+        f"Message: {body}\nCancel it with /rally cancel {reminder_id}."
+    )
+
+
+def no_tz_note() -> str:
+    return " (Your profile has no time zone, so times are read as UTC.)"
+
+
+def followup_counted_from_now(length: str) -> str:
+    return f" Your last message was more than {length} ago, so it counts from now."
+
+
+def scheduling_link_queued(name: str) -> str:
+    return f"Sending {name} their scheduling link now."
+
+
+def reminder_sent_notice(kind: str, name: str, who: str, body: str, late_by: str | None) -> str:
+    what = {"followup": "Follow-up", "reschedule": "Scheduling link"}.get(kind, "Reminder")
+    text = f"{what} to {name}, scheduled by {who}:\n{body}"
+    if late_by:
+        text += f"\n(Sent late by {late_by}: the bridge was not running when it was due.)"
+    return text
+
+
+def reminder_skipped_session_started(name: str, moment: str) -> str:
+    return f"The reminder for {name} due {moment} was not sent: their session has already started."
+
+
+def followup_cancelled_participant_wrote(name: str, moment: str) -> str:
+    return f"{name} wrote, so the follow-up planned for {moment} was cancelled."
+
+
+def reminder_cancelled_opted_out(name: str, moment: str) -> str:
+    return f"{name} has opted out of all communication, so the message planned for {moment} was cancelled."
+
+
+def reminder_cancelled_permission(who: str, name: str, moment: str, reason: str) -> str:
+    return (
+        f"The message to {name} that {who} scheduled for {moment} was cancelled: {who} may no longer message "
+        f"participants of this study. ({reason})"
+    )
+
+
+def reminder_cancelled_unlinked(name: str, moment: str) -> str:
+    return f"The message to {name} planned for {moment} was cancelled: the study is no longer bridged here."
+
+
+def reminder_cancelled_gone(name: str, moment: str) -> str:
+    return f"The message to {name} planned for {moment} was cancelled: Rally no longer has them in the study."
+
+
+def reminder_cancelled_by(who: str, reminder_id: int, name: str, moment: str) -> str:
+    return f"{who} cancelled #{reminder_id}, the message to {name} planned for {moment}."
+
+
+def reminder_not_found(reminder_id: str) -> str:
+    return f"There is no pending reminder #{reminder_id} in this channel. /rally reminders lists them."
+
+
+def no_pending_reminders() -> str:
+    return "Nothing is scheduled for the participants in this channel."
+
+
+def participant_opted_out_nothing_scheduled(name: str) -> str:
+    return f"{name} has opted out of all communication, so nothing was scheduled or sent."
+
+
+def participant_gone(name: str) -> str:
+    return f"Rally no longer has {name} in this study, so nothing was scheduled or sent."

@@ -76,6 +76,31 @@ async def enqueue(
     return bool(getattr(result, "rowcount", 0))
 
 
+async def exists_key(session: AsyncSession, model: QueueModel, key: str) -> bool:
+    """Whether a row with ``key`` was ever queued."""
+    return (await session.execute(select(model.id).where(model.key == key))).first() is not None
+
+
+async def waiting_in_lane(session: AsyncSession, model: QueueModel, lane: str) -> bool:
+    """Whether an unfinished row of ``lane`` has failed an attempt already (the lane waits out a failure)."""
+    query = (
+        select(model.id)
+        .where(model.lane == lane, model.status.in_((PENDING, WORKING)), model.last_error.is_not(None))
+        .limit(1)
+    )
+    return (await session.execute(query)).first() is not None
+
+
+async def unfinished_payloads(session: AsyncSession, model: QueueModel, lane: str, *, from_id: int) -> list[Any]:
+    """Payloads of the unfinished rows of ``lane`` from row ``from_id`` on, in lane order."""
+    query = (
+        select(model.payload)
+        .where(model.lane == lane, model.id >= from_id, model.status.in_((PENDING, WORKING)))
+        .order_by(model.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def claim(
     session: AsyncSession, model: QueueModel, *, owner: str, lease: timedelta, limit: int = 10
 ) -> list[Claimed]:

@@ -172,6 +172,18 @@ def _shape_problem(request: web.Request, raw: bytes) -> str | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _signed(verifier: SignatureVerifier, raw: bytes, request: web.Request) -> bool:
+    """Whether the request carries a valid, fresh Slack signature.
+
+    slack_sdk raises instead of answering False for a non-numeric ``X-Slack-Request-Timestamp`` (``int()``) and
+    for a body that is not UTF-8 (it decodes before hashing): both are unsigned garbage, not a server error.
+    """
+    try:
+        return verifier.is_valid_request(raw, dict(request.headers))
+    except ValueError:  # includes UnicodeDecodeError
+        return False
+
+
 def slack_route(bolt: AsyncApp, signing_secret: str, max_body: int) -> Handler:
     verifier = SignatureVerifier(signing_secret)
 
@@ -179,7 +191,7 @@ def slack_route(bolt: AsyncApp, signing_secret: str, max_body: int) -> Handler:
         raw = await read_limited(request, max_body)
         if isinstance(raw, web.Response):
             return raw
-        if not verifier.is_valid_request(raw, dict(request.headers)):
+        if not _signed(verifier, raw, request):
             return web.json_response({"error": "invalid or expired Slack signature"}, status=401)
         problem = _shape_problem(request, raw)
         if problem is not None:

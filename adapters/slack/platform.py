@@ -278,6 +278,11 @@ class SlackPlatform:
         call = self._client.reactions_add(channel=channel, timestamp=ts, name=name.strip(":"))
         await self._guard("reactions.add", call, ok_errors=frozenset({"already_reacted"}))
 
+    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Remove emoji ``name`` from a message; a reaction that is not there counts as success."""
+        call = self._client.reactions_remove(channel=channel, timestamp=ts, name=name.strip(":"))
+        await self._guard("reactions.remove", call, ok_errors=frozenset({"no_reaction"}))
+
     async def _scan(self, channel: str, thread_ts: str | None) -> AsyncIterator[dict[str, Any]]:
         method = "conversations.replies" if thread_ts else "conversations.history"
         cursor: str | None = None

@@ -180,6 +180,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
                 channel=channel,
                 user_id=user_id,
                 text=words,
+                tz=getattr(activity, "local_timezone", None),  # IANA zone of the sender's client, when Teams sends it
             )
     return inbound.chat_message(
         platform=PLATFORM,

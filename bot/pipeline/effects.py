@@ -22,13 +22,14 @@ from bot.pipeline.outbox import Effect
 from bot.pipeline.services import Services
 from bot.ports import ChatPlatform, ThreadRoot
 from storage import repo
-from storage.models import ParticipantThread
-from storage.queue import Claimed
+from storage.models import OutboxItem, ParticipantThread
+from storage.queue import Claimed, exists_key, unfinished_payloads
 
 log = logging.getLogger(__name__)
 
 DELIVERED_REACTION = "white_check_mark"
 FAILED_REACTION = "x"
+PENDING_REACTION = outbox.PENDING_REACTION
 
 
 async def _nothing(_session: AsyncSession) -> None:
@@ -96,6 +97,9 @@ async def perform(services: Services, item: Claimed) -> Apply:
     if effect is Effect.REACTION:
         await services.chat(p["platform"]).add_reaction(p["channel"], p["ts"], p["name"])
         return _nothing
+    if effect is Effect.UNREACTION:
+        await services.chat(p["platform"]).remove_reaction(p["channel"], p["ts"], p["name"])
+        return _nothing
     if effect is Effect.RELAY:
         return await _relay(services, item)
     if effect is Effect.ARCHIVE:
@@ -151,12 +155,14 @@ async def _relay(services: Services, item: Claimed) -> Apply:
     entry = ArchiveEntry(
         study_id=thread.study_id,
         participant_id=thread.participant_id,
-        external_id=f"{thread.platform}:{thread.workspace}:{thread.channel}:{author['platform_ts']}",
+        external_id=author.get("external_id")
+        or f"{thread.platform}:{thread.workspace}:{thread.channel}:{author['platform_ts']}",
         direction=Direction.TO_PARTICIPANT,
         body=p["body"],
         sent_at=sent.created_at or item.created_at,
-        author_type=AuthorType.RESEARCHER,
-        source=Source(thread.platform.upper()),
+        # Scheduled sends (bot/reminders) say BOT / SCHEDULER; a researcher's reply keeps the defaults.
+        author_type=AuthorType(author.get("type") or AuthorType.RESEARCHER.value),
+        source=Source(author.get("source") or thread.platform.upper()),
         author_user_id=author.get("user_id"),
         author_email=author.get("email"),
         author_name=author.get("name"),
@@ -168,9 +174,36 @@ async def _relay(services: Services, item: Claimed) -> Apply:
     async def apply(session: AsyncSession) -> None:
         await repo.set_message_state(session, message_id, state="delivered", respondent_uid=message_uid)
         await outbox.archive(session, thread_id, entry)
-        await outbox.reaction(session, platform, channel, author["platform_ts"], DELIVERED_REACTION)
+        if author.get("platform_ts"):  # scheduled sends have no researcher post to mark
+            await _settle_marks(session, platform, channel, author["platform_ts"], DELIVERED_REACTION)
 
     return apply
+
+
+async def _settle_marks(session: AsyncSession, platform: str, channel: str, ts: str, final: str) -> None:
+    """Replace the pending mark (if the reply ever showed one) by ``final``; same lane, so in this order."""
+    if await exists_key(session, OutboxItem, outbox.reaction_key(platform, channel, ts, PENDING_REACTION)):
+        await outbox.unreaction(session, platform, channel, ts, PENDING_REACTION)
+    await outbox.reaction(session, platform, channel, ts, final)
+
+
+async def on_temporary_failure(services: Services, item: Claimed, reason: str) -> Apply | None:
+    """A relay that has to wait shows it: a pending mark on the researcher's reply and on every reply queued
+    behind it for the same participant (keyed, so each reply is marked once)."""
+    if Effect(item.kind) is not Effect.RELAY:
+        return None
+    thread_id = item.payload["thread_id"]
+
+    async def mark(session: AsyncSession) -> None:
+        thread = await repo.thread_by_id(session, thread_id)
+        if thread is None:
+            return
+        for payload in await unfinished_payloads(session, OutboxItem, item.lane, from_id=item.id):
+            ts = (payload.get("author") or {}).get("platform_ts")
+            if ts:
+                await outbox.reaction(session, thread.platform, thread.channel, ts, PENDING_REACTION)
+
+    return mark
 
 
 async def _open_conversation(services: Services, thread: ParticipantThread) -> str:
@@ -226,12 +259,13 @@ async def on_permanent_failure(services: Services, item: Claimed, reason: str) -
     p = item.payload
     if effect is Effect.RELAY:
         thread = await _thread(services, p["thread_id"])
-        ts = p["author"]["platform_ts"]
+        ts = p["author"].get("platform_ts")
 
         async def tell(session: AsyncSession) -> None:
             await repo.set_message_state(session, p["message_id"], state="failed", failure_reason=reason)
             await outbox.notice_in_thread(session, thread, f"failed:{item.key}", texts.not_delivered(reason))
-            await outbox.reaction(session, thread.platform, thread.channel, ts, FAILED_REACTION)
+            if ts:
+                await _settle_marks(session, thread.platform, thread.channel, ts, FAILED_REACTION)
 
         return tell
     if effect is Effect.ARCHIVE:

@@ -23,6 +23,8 @@ from bot.inbox import lane_for
 from bot.permissions import Decision, may_act_for_study, may_message_participant
 from bot.pipeline import outbox
 from bot.pipeline.services import Services
+from bot.reminders import commands as reminder_commands
+from bot.reminders import firing as reminder_firing
 from storage import repo
 from storage.models import InboxEvent, ParticipantThread, StudyLink
 from storage.queue import Claimed, enqueue, utcnow
@@ -60,6 +62,8 @@ async def _command(services: Services, event: Claimed) -> Apply:
 
     if command.name == "help":
         return reply(texts.help_text(marker))
+    if command.name in reminder_commands.COMMANDS:
+        return await reminder_commands.handle(services, event)
     if command.name not in ("link", "unlink"):
         return reply(texts.unknown_command(command.name, marker))
     if not command.args:
@@ -356,6 +360,8 @@ async def _ingest_thread(session: AsyncSession, thread: ParticipantThread, conve
                 respondent_message_uid=message.uid,
             ),
         )
+        # The participant wrote: follow-ups scheduled before this message are no longer wanted.
+        await reminder_firing.cancel_followups(session, thread, sent_at)
 
 
 # --- Rally webhooks and reconciliation -----------------------------------------------------------------
@@ -386,9 +392,17 @@ def _apply_participant(study_id: str, participant: Participant, key: str) -> App
             was_opted_out = thread.opted_out
             await repo.refresh_thread_facts(session, thread, participant)
             if thread.opted_out and not was_opted_out:
-                await outbox.notice_in_thread(session, thread, key, texts.opted_out_notice(thread.display_name))
+                await _opted_out_notice(session, thread)
 
     return apply
+
+
+async def _opted_out_notice(session: AsyncSession, thread: ParticipantThread) -> None:
+    """Once per thread, whichever path saw the opt-out first: an opt-out webhook and a reconcile (or a status
+    webhook) can both find the thread not yet opted out in concurrent transactions, so the key is the thread's."""
+    await outbox.notice_in_thread(
+        session, thread, f"opted-out:{thread.id}", texts.opted_out_notice(thread.display_name)
+    )
 
 
 async def _person_opted_out(services: Services, event: Claimed) -> Apply:
@@ -398,9 +412,7 @@ async def _person_opted_out(services: Services, event: Claimed) -> Apply:
         for thread in await repo.threads_by_email(session, p["email"]):
             if p["opted_out"] and not thread.opted_out:
                 thread.opted_out = True
-                await outbox.notice_in_thread(
-                    session, thread, f"{event.key}:{thread.id}", texts.opted_out_notice(thread.display_name)
-                )
+                await _opted_out_notice(session, thread)
 
     return apply
 
@@ -434,6 +446,7 @@ _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.RALLY_PARTICIPANT_STATUS: _participant_status,
     EventKind.RALLY_PERSON_OPTED_OUT: _person_opted_out,
     EventKind.RECONCILE_STUDY: _reconcile,
+    EventKind.REMINDER_DUE: reminder_firing.fire,
 }
 
 __all__ = ["Apply", "handle"]

@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import ArchiveEntry, AuthorType, Direction, Source
 from storage.models import OutboxItem, ParticipantThread
-from storage.queue import enqueue
+from storage.queue import enqueue, waiting_in_lane
+
+# Shown on a researcher's reply while its relay waits out a temporary failure; taken off when it settles.
+PENDING_REACTION = "hourglass_flowing_sand"
 
 
 class Effect(enum.StrEnum):
@@ -24,6 +27,7 @@ class Effect(enum.StrEnum):
     NOTICE = "chat.notice"
     PRIVATE = "chat.private"
     REACTION = "chat.reaction"
+    UNREACTION = "chat.unreaction"
     RELAY = "respondent.send"
     ARCHIVE = "rally.archive"
 
@@ -82,10 +86,26 @@ async def private(
     return await _add(session, Effect.PRIVATE, f"private:{key}", f"private:{key}", payload)
 
 
+def reaction_key(platform: str, channel: str, ts: str, name: str) -> str:
+    return f"reaction:{platform}:{channel}:{ts}:{name}"
+
+
+def _reaction_lane(platform: str, channel: str, ts: str) -> str:
+    # One lane per message: a mark is always added before it is taken off (pending, then delivered).
+    return f"reactions:{platform}:{channel}:{ts}"
+
+
 async def reaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str) -> bool:
-    key = f"reaction:{platform}:{channel}:{ts}:{name}"
+    key = reaction_key(platform, channel, ts, name)
     payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
-    return await _add(session, Effect.REACTION, key, key, payload)
+    return await _add(session, Effect.REACTION, key, _reaction_lane(platform, channel, ts), payload)
+
+
+async def unreaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str) -> bool:
+    """Take a mark off a message, after any earlier change of that message's marks."""
+    key = f"unreaction:{platform}:{channel}:{ts}:{name}"
+    payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
+    return await _add(session, Effect.UNREACTION, key, _reaction_lane(platform, channel, ts), payload)
 
 
 async def relay(
@@ -97,14 +117,22 @@ async def relay(
     *,
     author: dict[str, str | None],
 ) -> bool:
-    """Send a researcher's reply to the participant; on success it is archived and marked delivered."""
-    return await _add(
+    """Send a researcher's reply to the participant; on success it is archived and marked delivered.
+
+    Queued behind a relay that is waiting out a failure, it shows the pending mark at once.
+    """
+    lane = f"relay:{thread.id}"
+    waiting = await waiting_in_lane(session, OutboxItem, lane)
+    added = await _add(
         session,
         Effect.RELAY,
         f"relay:{source_key}",
-        f"relay:{thread.id}",
+        lane,
         {"thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
     )
+    if added and waiting and author.get("platform_ts"):
+        await reaction(session, thread.platform, thread.channel, str(author["platform_ts"]), PENDING_REACTION)
+    return added
 
 
 def archive_payload(thread_id: int, entry: ArchiveEntry) -> dict[str, Any]:

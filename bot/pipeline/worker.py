@@ -52,11 +52,13 @@ class QueueWorker:
         batch: int = 20,
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
+        on_temporary: Callable[[Services, Claimed, str], Awaitable[Apply | None]] | None = None,
     ) -> None:
         self.services = services
         self.model = model
         self.run = run
         self.on_permanent = on_permanent
+        self.on_temporary = on_temporary
         self.lease = lease
         self.poll = poll
         self.batch = batch
@@ -102,11 +104,21 @@ class QueueWorker:
             return
         delay = queue.backoff(row.attempts, exc.retry_after, base=self.backoff_base, cap=self.backoff_cap)
         log.info("%s row %s (%s) will retry in %.1fs: %s", self.name, row.id, row.kind, delay, exc.reason)
+        show: Apply | None = None
+        if self.on_temporary is not None:
+            try:
+                show = await self.on_temporary(self.services, row, exc.reason)
+            except Exception:
+                log.exception("could not prepare the pending notice for %s row %s", self.name, row.id)
         try:
             async with self.services.db.transaction() as session:
-                await queue.retry_later(
+                held = await queue.retry_later(
                     session, self.model, row.id, self.owner, error=exc.reason, delay=delay, needs_verify=needs_verify
                 )
+                if held and show is not None:
+                    await show(session)
+            if show is not None:
+                self.services.wakeup.set()
         except Exception:
             log.exception("could not record the retry of %s row %s; its lease will expire", self.name, row.id)
 
@@ -144,4 +156,11 @@ def inbox_worker(services: Services, **options: Any) -> QueueWorker:
 
 
 def outbox_worker(services: Services, **options: Any) -> QueueWorker:
-    return QueueWorker(services, OutboxItem, effects.perform, effects.on_permanent_failure, **options)
+    return QueueWorker(
+        services,
+        OutboxItem,
+        effects.perform,
+        effects.on_permanent_failure,
+        on_temporary=effects.on_temporary_failure,
+        **options,
+    )

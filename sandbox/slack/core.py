@@ -59,6 +59,8 @@ class SandboxCore:
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.reactions = ReactionMap()
+        # Every reaction change in order: (channel, ts, name, "add" | "remove").
+        self.reaction_events: list[tuple[str, str, str, str]] = []
         self.request_log: list[ApiCall] = []
         self.event_deliveries: list[Delivery] = []
         self.response_url_posts: dict[str, list[Any]] = {}

@@ -121,6 +121,7 @@ class WebApiMixin(SandboxCore):
             "chat.postEphemeral": self._post_ephemeral,
             "chat.getPermalink": self._get_permalink,
             "reactions.add": self._reactions_add,
+            "reactions.remove": self._reactions_remove,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
             "conversations.history": self._history,
@@ -236,6 +237,18 @@ class WebApiMixin(SandboxCore):
         if name in names:
             raise ApiError("already_reacted")
         names.add(name)
+        self.reaction_events.append((channel, message["ts"], name, "add"))
+        return {"ok": True}
+
+    async def _reactions_remove(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(params)
+        message = self._message(channel, params.get("timestamp"))
+        name = str(params.get("name") or "").strip(":")
+        names = self.reactions.get((channel, message["ts"]), set())
+        if name not in names:
+            raise ApiError("no_reaction")
+        names.discard(name)
+        self.reaction_events.append((channel, message["ts"], name, "remove"))
         return {"ok": True}
 
     async def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
 from storage.models import Base
+from storage.reminders import Reminder  # noqa: F401  (registers the reminders table on Base.metadata)
 from storage.teams import TeamsConversation  # noqa: F401  (registers the Teams tables on Base.metadata)
 
 config = context.config

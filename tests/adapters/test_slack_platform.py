@@ -207,6 +207,15 @@ async def test_reaction_already_reacted_is_success(slack: SlackPlatform, sandbox
         await slack.add_reaction(CH, "1.000001", "eyes")
 
 
+async def test_removing_a_reaction_that_is_not_there_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
+    posted = await slack.post_notice(CH, "hello", key="n-2")
+    await slack.add_reaction(CH, posted.ts, "hourglass_flowing_sand")
+    await slack.remove_reaction(CH, posted.ts, ":hourglass_flowing_sand:")
+    assert sandbox.reactions(CH, posted.ts) == set()
+    await slack.remove_reaction(CH, posted.ts, "hourglass_flowing_sand")
+    assert sandbox.request_log[-1].status == "no_reaction"
+
+
 async def test_lookup_user(slack: SlackPlatform) -> None:
     assert await slack.lookup_user("U123") == ChatUser("U123", "Dana", "dana@lab.test", "Europe/Berlin", False)
     assert (await slack.lookup_user("U0BOT")).is_bot

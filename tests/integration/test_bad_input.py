@@ -194,3 +194,29 @@ async def test_storage_down_answers_503_so_senders_retry(world: World) -> None:
     assert status == 503 and "retry" in str(payload["error"])
     assert slack_status == 503
     assert await _inbox_count(world) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "timestamp"),
+    [
+        (b'\xff\xfe{"type": "event_callback"}', None),  # not UTF-8, fresh timestamp: slack_sdk raised -> 500
+        (b'{"type": "event_callback"}', "soon"),  # timestamp not a number: slack_sdk raised -> 500
+        (b'{"type": "event_callback"}', "9" * 5000),  # too many digits for int()
+    ],
+)
+async def test_garbage_signature_inputs_are_refused_with_401_not_a_server_error(
+    world: World, body: bytes, timestamp: str | None
+) -> None:
+    import hashlib
+    import hmac
+
+    ts = timestamp or str(int(time.time()))
+    mac = hmac.new(world.slack.signing_secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": "v0=" + mac.hexdigest(),
+    }
+    status, payload = await _post(world, "/slack/events", body, headers)
+    assert status == 401 and "signature" in str(payload.get("error"))
+    assert await _inbox_count(world) == 0

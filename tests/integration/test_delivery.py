@@ -80,3 +80,38 @@ async def test_rally_archive_failures_are_retried_until_archived_once(world: Wor
         await participant_writes(world, c.jordan, f"note {n}")
     await eventually(lambda: len(archived(world)) == 6, within=30, what="all archived")
     assert sorted(e["body"] for e in archived(world)) == [f"note {n}" for n in range(6)]
+
+
+async def test_replies_waiting_out_an_outage_show_pending_then_delivered(world: World) -> None:
+    c = world.cast
+    root_ts = await _root_ts(world)
+    world.respondent.outage(503)
+    first = await world.slack.user_posts(c.channel, c.owner.slack_id, "first", thread_ts=root_ts)
+    await eventually(
+        lambda: "hourglass_flowing_sand" in world.slack.reactions(c.channel, first), what="pending mark on the reply"
+    )
+    # A reply queued behind the waiting one is pending too, before it was ever tried.
+    second = await world.slack.user_posts(c.channel, c.owner.slack_id, "second", thread_ts=root_ts)
+    await eventually(
+        lambda: "hourglass_flowing_sand" in world.slack.reactions(c.channel, second), what="pending mark, queued"
+    )
+    world.respondent.heal()
+    for ts in (first, second):
+        await eventually(
+            lambda ts=ts: world.slack.reactions(c.channel, ts) == {"white_check_mark"}, within=20, what="delivered"
+        )
+    marks = [(name, op) for (_ch, ts, name, op) in world.slack.reaction_events if ts == first]
+    assert marks == [
+        ("hourglass_flowing_sand", "add"),
+        ("hourglass_flowing_sand", "remove"),
+        ("white_check_mark", "add"),
+    ]
+    assert sent_to(world, c.jordan) == ["first", "second"]
+
+
+async def test_a_reply_delivered_at_once_gets_no_pending_mark(world: World) -> None:
+    c = world.cast
+    root_ts = await _root_ts(world)
+    ts = await world.slack.user_posts(c.channel, c.owner.slack_id, "quick", thread_ts=root_ts)
+    await eventually(lambda: world.slack.reactions(c.channel, ts) == {"white_check_mark"}, what="delivered mark")
+    assert not any(name == "hourglass_flowing_sand" for (_c, _t, name, _op) in world.slack.reaction_events)

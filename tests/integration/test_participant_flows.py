@@ -85,3 +85,51 @@ async def test_messages_written_before_approval_appear_once_the_thread_opens(wor
     root = await root_of(world, c.priya)
     posted = await eventually(lambda: replies(world, root), what="caught-up message")
     assert "I wrote before you approved me" in posted[0]["text"]
+
+
+async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World) -> None:
+    """An opt-out webhook and a reconcile can both read the thread as not yet opted out (concurrent transactions on
+    PostgreSQL, found by the reliability suite): the notice is keyed by the thread, so it is posted once."""
+    from sqlalchemy import update
+
+    from bot.inbound import EventKind
+    from bot.pipeline import intake
+    from storage.models import ParticipantThread
+    from storage.queue import Claimed, utcnow
+
+    c = world.cast
+    await link_study(world)
+    root = await root_of(world, c.jordan)
+    assert world.bridge is not None
+    services = world.bridge.services
+    world.rally.participants[c.study_id][c.jordan.participant_id]["status"] = "OPTED_OUT"
+    opt_out = Claimed(
+        1,
+        "rally:webhook:msg_a",
+        EventKind.RALLY_PERSON_OPTED_OUT.value,
+        "l",
+        {"email": c.jordan.email, "opted_out": True},
+        1,
+        False,
+        utcnow(),
+    )
+    status = Claimed(
+        2,
+        "rally:webhook:msg_b",
+        EventKind.RALLY_PARTICIPANT_STATUS.value,
+        "l",
+        {"study_id": c.study_id, "participant_id": c.jordan.participant_id, "status": "OPTED_OUT"},
+        1,
+        False,
+        utcnow(),
+    )
+    first, second = await intake.handle(services, opt_out), await intake.handle(services, status)
+    async with services.db.transaction() as session:
+        await first(session)
+    async with services.db.transaction() as session:  # the other transaction had read the thread before the first
+        await session.execute(update(ParticipantThread).values(opted_out=False))
+        await second(session)
+    services.wakeup.set()
+    await eventually(lambda: [m for m in replies(world, root) if "opted out" in m.get("text", "")], what="notice")
+    await asyncio.sleep(0.5)
+    assert len([m for m in replies(world, root) if "opted out" in m.get("text", "")]) == 1

@@ -1,0 +1,217 @@
+"""Firing: the tick that turns due rows into inbox events, the handler that sends them, and cancellation
+when a participant writes.
+
+Exactly once: the tick moves a row ``pending -> queued`` with a conditional update (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL) and stores the inbox event ``reminder:<id>`` in the same transaction; the inbox key is unique, so
+however many replicas tick, one event exists. The handler re-checks everything that may have changed since the
+row was scheduled (study link, opt-out, the scheduler's R2 permission, session time, whether the participant
+wrote), then moves ``queued -> sent`` in the transaction that queues the relay: the relay, archive
+(``author.type: BOT``, ``source: SCHEDULER``) and retries are the normal outbox's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.domain import AuthorType, Direction, Source
+from bot.errors import NotFound
+from bot.inbound import reminder_due
+from bot.inbox import lane_for
+from bot.permissions import may_act_for_study
+from bot.pipeline import outbox
+from bot.pipeline.services import Services
+from bot.reminders import clock
+from bot.reminders.when import format_duration, format_moment
+from storage import reminders as store
+from storage import repo
+from storage.models import ChatMessage, InboxEvent, ParticipantThread
+from storage.queue import Claimed, enqueue
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[AsyncSession], Awaitable[None]]
+LATE_AFTER = timedelta(minutes=5)
+TICK_SECONDS = 1.0
+
+
+async def _nothing(_session: AsyncSession) -> None:
+    return None
+
+
+async def queue_now(session: AsyncSession, row: store.Reminder) -> None:
+    """Store the inbox event that sends ``row`` (already ``queued``)."""
+    event = reminder_due(reminder_id=row.id, thread_id=row.thread_id)
+    await enqueue(
+        session, InboxEvent, key=event.key, kind=event.kind.value, lane=lane_for(event), payload=event.payload
+    )
+
+
+async def enqueue_due(services: Services, now: datetime | None = None) -> int:
+    """The tick: queue every row whose time has come. Safe to run in every replica at once."""
+    now = now or clock.now()
+    queued = 0
+    async with services.db.transaction() as session:
+        for row in await store.due(session, now):
+            if await store.transition(session, row.id, to=store.QUEUED, allowed_from=(store.PENDING,), now=now):
+                await queue_now(session, row)
+                queued += 1
+    if queued:
+        log.info("%d reminder(s) came due", queued)
+        services.wakeup.set()
+    return queued
+
+
+async def cancel_followups(
+    session: AsyncSession, thread: ParticipantThread, written_at: datetime, now: datetime | None = None
+) -> int:
+    """The participant wrote at ``written_at``: cancel follow-ups scheduled before that, and say so."""
+    now = now or clock.now()
+    cancelled = 0
+    for row in await store.open_followups(session, thread.id, written_at):
+        moved = await store.transition(
+            session, row.id, to=store.CANCELLED, allowed_from=store.OPEN, now=now, outcome="participant wrote"
+        )
+        if moved:
+            text = texts.followup_cancelled_participant_wrote(thread.display_name, format_moment(row.due_at, row.tz))
+            await outbox.notice_in_thread(session, thread, f"followup-cancelled:{row.id}", text)
+            cancelled += 1
+    return cancelled
+
+
+async def fire(services: Services, event: Claimed) -> Apply:
+    """Inbox handler for ``reminder.due``."""
+    now = clock.now()
+    async with services.db.transaction() as session:
+        row = await store.by_id(session, int(event.payload["reminder_id"]))
+        thread = await repo.thread_by_id(session, row.thread_id) if row is not None else None
+        link = await repo.link_for_study(session, row.study_id) if row is not None else None
+    if row is None or thread is None or row.status != store.QUEUED:
+        return _nothing  # cancelled meanwhile, or handled already
+    name, moment = thread.display_name, format_moment(row.due_at, row.tz)
+    if link is None or not link.active or link.channel != row.channel:
+        return _end(row, thread, store.CANCELLED, "study unlinked", texts.reminder_cancelled_unlinked(name, moment))
+    try:
+        participant = await services.rally.get_participant(row.study_id, row.participant_id)
+    except NotFound:
+        return _end(row, thread, store.CANCELLED, "participant gone", texts.reminder_cancelled_gone(name, moment))
+    if thread.opted_out or participant.has_opted_out:
+        return _end(row, thread, store.CANCELLED, "opted out", texts.reminder_cancelled_opted_out(name, moment))
+    team = await services.rally.get_team(row.study_id)
+    email = row.created_by_email
+    users = await services.rally.find_users_by_email(email) if email else []
+    decision = may_act_for_study(
+        email=email, chat_name=row.created_by_name, study_name=link.study_name, team=team, rally_users=users
+    )
+    if not decision.allowed:
+        text = texts.reminder_cancelled_permission(row.created_by_name, name, moment, decision.reason)
+        return _end(row, thread, store.CANCELLED, "permission", text, in_channel=True)
+    session_at = participant.session_starts_at or thread.session_starts_at
+    if row.kind != store.RESCHEDULE and session_at is not None and row.due_at < session_at <= now:
+        text = texts.reminder_skipped_session_started(name, moment)
+        return _end(row, thread, store.SKIPPED, "session started", text)
+    if row.kind == store.FOLLOWUP and await _participant_wrote(services, thread, row.created_at):
+        text = texts.followup_cancelled_participant_wrote(name, moment)
+        return _end(row, thread, store.CANCELLED, "participant wrote", text, key=f"followup-cancelled:{row.id}")
+    late = now - row.due_at
+    late_by = format_duration(late) if late > LATE_AFTER else None
+    return _send(row, thread.id, decision.rally_user.user_id if decision.rally_user else None, late_by, now)
+
+
+def _end(
+    row: store.Reminder,
+    thread: ParticipantThread,
+    status: str,
+    outcome: str,
+    text: str,
+    *,
+    in_channel: bool = False,
+    key: str | None = None,
+) -> Apply:
+    """Close ``row`` without sending, and tell the thread (or the channel)."""
+    reminder_id, thread_id = row.id, thread.id
+
+    async def apply(session: AsyncSession) -> None:
+        now = clock.now()
+        if not await store.transition(
+            session, reminder_id, to=status, allowed_from=(store.QUEUED,), now=now, outcome=outcome
+        ):
+            return
+        current = await repo.thread_by_id(session, thread_id)
+        assert current is not None
+        notice_key = key or f"reminder-{status}:{reminder_id}"
+        if in_channel:
+            await outbox.notice_in_channel(session, current.platform, current.channel, notice_key, text)
+        else:
+            await outbox.notice_in_thread(session, current, notice_key, text)
+
+    return apply
+
+
+def _send(row: store.Reminder, thread_id: int, rally_user_id: str | None, late_by: str | None, now: datetime) -> Apply:
+    reminder_id, kind, body = row.id, row.kind, row.body
+    who, email, chat_user_id = row.created_by_name, row.created_by_email, row.created_by_user_id
+
+    async def apply(session: AsyncSession) -> None:
+        if not await store.transition(session, reminder_id, to=store.SENT, allowed_from=(store.QUEUED,), now=now):
+            return  # cancelled between the checks and now: nothing leaves
+        thread = await repo.thread_by_id(session, thread_id)
+        assert thread is not None
+        message = ChatMessage(
+            thread_id=thread.id,
+            direction=Direction.TO_PARTICIPANT.value,
+            platform=thread.platform,
+            channel=thread.channel,
+            author_user_id=chat_user_id,
+            author_name=who,
+            state="pending",
+            sent_at=now,
+            created_at=now,
+        )
+        session.add(message)
+        await session.flush()
+        await outbox.relay(
+            session,
+            thread,
+            message.id,
+            body,
+            f"reminder:{reminder_id}",
+            author={
+                "user_id": rally_user_id,
+                "email": email,
+                "name": who,
+                "platform_ts": None,
+                "type": AuthorType.BOT.value,
+                "source": Source.SCHEDULER.value,
+                "external_id": f"rallybridge:reminder:{reminder_id}",
+            },
+        )
+        text = texts.reminder_sent_notice(kind, thread.display_name, who, body, late_by)
+        await outbox.notice_in_thread(session, thread, f"reminder-sent:{reminder_id}", text)
+
+    return apply
+
+
+async def _participant_wrote(services: Services, thread: ParticipantThread, since: datetime) -> bool:
+    """Whether the participant wrote after ``since``: in our mirror, or at Respondent (webhook still on its way)."""
+    async with services.db.transaction() as session:
+        last = await store.last_message(session, thread.id, Direction.FROM_PARTICIPANT.value)
+    if last is not None and last.sent_at > since:
+        return True
+    if thread.conversation_uid:
+        conversations = [await services.respondent.get_conversation(thread.conversation_uid)]
+    else:
+        conversations = [
+            c
+            for c in await services.respondent.list_conversations(thread.respondent_project_id)
+            if thread.respondent_user_id in c.participant_user_ids
+        ]
+    return any(
+        m.sender_uid == thread.respondent_user_id and m.created_at is not None and m.created_at > since
+        for c in conversations
+        for m in c.messages
+    )
