@@ -24,7 +24,7 @@ from bot.pipeline.services import Services
 from bot.pipeline.worker import QueueWorker, inbox_worker, outbox_worker
 from bot.reminders import firing as reminders
 from bot.settings import Settings
-from bot.web import health_route, rally_route, respondent_route
+from bot.web import health_route, rally_route, ready_route, respondent_route
 from storage import repo
 from storage.db import Database
 from storage.migrate import schema_problem
@@ -147,7 +147,7 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
         "backoff_cap": settings.retry_cap_seconds,
     }
     workers = [inbox_worker(services, **options), outbox_worker(services, **options)]
-    web_app = web.Application(client_max_size=settings.max_body_bytes + 1)
+    web_app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[services.metrics.middleware()])
     max_body = settings.max_body_bytes
     if signing_secret:
         web_app.router.add_post("/slack/events", slack_route(bolt, signing_secret, max_body))
@@ -156,6 +156,8 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     )
     web_app.router.add_post("/webhooks/rally", rally_route(services, _secret(settings.rally_webhook_secret), max_body))
     web_app.router.add_get("/healthz", health_route(services))
+    web_app.router.add_get("/readyz", ready_route(services))
+    web_app.router.add_get("/metrics", services.metrics.route(db))
     if teams is not None:
         add_teams_route(web_app, teams)
     bridge = Bridge(settings=settings, services=services, bolt=bolt, web_app=web_app, workers=workers)

@@ -16,6 +16,7 @@ from bot.errors import InvalidInput
 from bot.inbound import InboundEvent
 from bot.inbox import StorageUnavailable, record
 from bot.pipeline.services import Services
+from storage.migrate import schema_problem
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,21 @@ def rally_route(services: Services, webhook_secret: str, max_body: int) -> Handl
         except InvalidInput as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return await store(services, event)
+
+    return handle
+
+
+def ready_route(services: Services) -> Handler:
+    """Ready when the database answers and its schema is the one this version needs."""
+
+    async def handle(_request: web.Request) -> web.StreamResponse:
+        try:
+            problem = await schema_problem(services.db)
+        except Exception as exc:
+            return web.json_response({"ready": False, "database": type(exc).__name__}, status=503)
+        if problem is not None:
+            return web.json_response({"ready": False, "schema": problem}, status=503)
+        return web.json_response({"ready": True})
 
     return handle
 

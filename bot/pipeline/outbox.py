@@ -58,7 +58,13 @@ async def mirror(
         Effect.MIRROR,
         f"mirror:{respondent_uid}",
         thread_lane(thread.id),
-        {"thread_id": thread.id, "message_id": message_id, "author_name": thread.display_name, "body": body},
+        {
+            "platform": thread.platform,
+            "thread_id": thread.id,
+            "message_id": message_id,
+            "author_name": thread.display_name,
+            "body": body,
+        },
     )
 
 
@@ -128,7 +134,7 @@ async def relay(
         Effect.RELAY,
         f"relay:{source_key}",
         lane,
-        {"thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
+        {"platform": thread.platform, "thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
     )
     if added and waiting and author.get("platform_ts"):
         await reaction(session, thread.platform, thread.channel, str(author["platform_ts"]), PENDING_REACTION)

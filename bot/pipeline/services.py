@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bot.errors import PermanentFailure
+from bot.metrics import Metrics
 from bot.ports import ChatPlatform, ParticipantChannel, StudyRecord
 from storage.db import Database
 
@@ -20,6 +21,7 @@ class Services:
     respondent_researcher_id: str = "rally-bridge"
     # Set whenever new inbox or outbox rows exist, so workers start at once instead of at their next poll.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def chat(self, platform: str) -> ChatPlatform:
         try:

@@ -96,12 +96,15 @@ class QueueWorker:
             await apply(session)
             if not await queue.finish(session, self.model, row.id, self.owner):
                 raise LeaseLost()
+        if self.model is OutboxItem:
+            self.services.metrics.effect_done(row.kind, str(row.payload.get("platform", "slack")))
         self.services.wakeup.set()
 
     async def _retry(self, row: Claimed, exc: TemporaryFailure, *, needs_verify: bool) -> None:
         if queue.utcnow() - row.created_at > GIVE_UP_AFTER:
             await self._fail(row, f"still failing after {GIVE_UP_AFTER}: {exc.reason}")
             return
+        self.services.metrics.retries.labels(self.name, row.kind).inc()
         delay = queue.backoff(row.attempts, exc.retry_after, base=self.backoff_base, cap=self.backoff_cap)
         log.info("%s row %s (%s) will retry in %.1fs: %s", self.name, row.id, row.kind, delay, exc.reason)
         show: Apply | None = None
@@ -123,6 +126,7 @@ class QueueWorker:
             log.exception("could not record the retry of %s row %s; its lease will expire", self.name, row.id)
 
     async def _fail(self, row: Claimed, reason: str) -> None:
+        self.services.metrics.failures.labels(self.name, row.kind).inc()
         log.warning("%s row %s (%s) failed for good: %s", self.name, row.id, row.kind, reason)
         tell: Apply | None = None
         if self.on_permanent is not None:
