@@ -227,6 +227,8 @@ async def _open_conversation(services: Services, thread: ParticipantThread) -> s
         row = await repo.thread_by_id(session, thread.id)
         if row is not None and row.conversation_uid is None:
             row.conversation_uid = uid
+        elif row is not None and row.conversation_uid is not None:
+            uid = row.conversation_uid  # the participant's messages arrived meanwhile: keep to their conversation
     return uid
 
 

@@ -322,8 +322,8 @@ def _ingest(conversations: list[Conversation], fallback_project: str | None) -> 
 async def _ingest_thread(session: AsyncSession, thread: ParticipantThread, conversation: Conversation) -> None:
     if thread.conversation_uid is None:
         thread.conversation_uid = conversation.uid
-    if thread.conversation_uid != conversation.uid:
-        return  # a second conversation with the same person: the thread follows the first one
+    # A participant may have several conversations in one project (one opened from Rally's Chat tab, one by us,
+    # opened at the same moment): what they write in any of them belongs to their one thread.
     theirs = [m for m in conversation.messages if m.sender_uid == thread.respondent_user_id]
     known = await repo.known_respondent_uids(session, [m.uid for m in theirs])
     epoch = datetime.min.replace(tzinfo=UTC)

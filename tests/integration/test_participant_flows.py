@@ -133,3 +133,18 @@ async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World)
     await eventually(lambda: [m for m in replies(world, root) if "opted out" in m.get("text", "")], what="notice")
     await asyncio.sleep(0.5)
     assert len([m for m in replies(world, root) if "opted out" in m.get("text", "")]) == 1
+
+
+async def test_messages_from_a_second_conversation_with_the_same_participant_are_not_lost(world: World) -> None:
+    # Found by the reliability suite: a relay opening a conversation while the participant opened another one.
+    c = world.cast
+    await link_study(world)
+    root = await root_of(world, c.jordan)
+    world.respondent.add_conversation(c.project_id, c.jordan.respondent_user_id)
+    await participant_writes(world, c.jordan, "in the first conversation")
+    await eventually(lambda: len(replies(world, root)) == 1, what="first message")
+    world.respondent.add_conversation(c.project_id, c.jordan.respondent_user_id)
+    await participant_writes(world, c.jordan, "in the second conversation")
+    posted = await eventually(lambda: len(replies(world, root)) == 2 and replies(world, root), what="second message")
+    assert "in the second conversation" in posted[1]["text"]
+    await eventually(lambda: len(archived(world)) == 2, what="both archived")
