@@ -18,7 +18,7 @@ from adapters.slack.inbound import build_bolt_app, slack_route
 from adapters.slack.platform import SlackPlatform, build_client
 from adapters.teams.setup import add_route as add_teams_route
 from adapters.teams.setup import build_teams
-from bot.inbound import InboundEvent, reconcile_study
+from bot.inbound import reconcile_study
 from bot.inbox import record
 from bot.pipeline.services import Services
 from bot.pipeline.worker import QueueWorker, inbox_worker, outbox_worker
@@ -114,9 +114,6 @@ class Bridge:
         for link in links:
             await record(self.services, reconcile_study(study_id=link.study_id, cycle=cycle))
         return len(links)
-
-    async def receive(self, event: InboundEvent) -> bool:
-        return await record(self.services, event)
 
 
 def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:

@@ -26,11 +26,6 @@ async def active_links(session: AsyncSession) -> list[StudyLink]:
     return list((await session.execute(select(StudyLink).where(StudyLink.active.is_(True)))).scalars())
 
 
-async def links_for_project(session: AsyncSession, project_id: str) -> list[StudyLink]:
-    query = select(StudyLink).where(StudyLink.respondent_project_id == project_id, StudyLink.active.is_(True))
-    return list((await session.execute(query)).scalars())
-
-
 async def thread_by_id(session: AsyncSession, thread_id: int) -> ParticipantThread | None:
     return await session.get(ParticipantThread, thread_id)
 
