@@ -3,13 +3,15 @@
 botbuilder fetches the metadata with blocking ``requests`` (in the bridge, from a worker thread), so this
 server runs on its own thread (stdlib ``ThreadingHTTPServer``), never on the test's event loop.
 
-``GET /v1/.well-known/openidconfiguration`` -> ``{"issuer", "jwks_uri", ...}``; ``GET /v1/keys`` -> the JWKS:
-one RS256 key with ``"endorsements": ["msteams"]``, as the real service publishes it.
+``GET /<prefix>/v1/.well-known/openidconfiguration`` -> ``{"issuer", "jwks_uri", ...}``;
+``GET /<prefix>/v1/keys`` -> the JWKS: one RS256 key with ``"endorsements": ["msteams"]``,
+as the real service publishes it.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,10 +41,14 @@ class OpenIdSandbox:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        # botbuilder caches metadata + keys per metadata URL for the whole process (refreshed at most hourly).
+        # A later sandbox on a reused port would be answered from that cache with this sandbox's key, so every
+        # instance serves under its own path prefix and so has its own URL.
+        self.prefix = "/" + secrets.token_hex(6)
 
     @property
     def metadata_url(self) -> str:
-        return self.base_url + METADATA_PATH
+        return self.base_url + self.prefix + METADATA_PATH
 
     def jwks(self) -> dict[str, Any]:
         jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
@@ -55,15 +61,15 @@ class OpenIdSandbox:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 sandbox.requests.append(self.path)
-                if self.path == METADATA_PATH:
+                if self.path == sandbox.prefix + METADATA_PATH:
                     body: dict[str, Any] = {
                         "issuer": sandbox.issuer,
                         "authorization_endpoint": "https://invalid.example/authorize",
-                        "jwks_uri": sandbox.base_url + KEYS_PATH,
+                        "jwks_uri": sandbox.base_url + sandbox.prefix + KEYS_PATH,
                         "id_token_signing_alg_values_supported": ["RS256"],
                         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
                     }
-                elif self.path == KEYS_PATH:
+                elif self.path == sandbox.prefix + KEYS_PATH:
                     body = sandbox.jwks()
                 else:
                     self.send_error(404)
