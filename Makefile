@@ -35,3 +35,19 @@ clean:
 .PHONY: reliability
 reliability: $(BIN)/.installed  ## the full reliability suite (issue 3); writes docs/reliability.md. SEED=n replays a run
 	$(BIN)/python -m reliability $(if $(SEED),--seed $(SEED),)
+
+# Issue 6 benchmarks: each bench/<name>.py that exists runs the real `serve` on SQLite and PostgreSQL and writes
+# its section of docs/performance.md. BENCH_ARGS passes options to every one (e.g. BENCH_ARGS="--databases sqlite").
+BENCHES := ack_latency drain relay_overhead scale reconcile
+.PHONY: bench bench-quick
+bench: $(BIN)/.installed  ## every benchmark, full length; writes docs/performance.md
+	@set -e; for b in $(BENCHES); do if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; \
+		$(BIN)/python -m bench.$$b $(BENCH_ARGS); fi; done
+
+bench-quick: $(BIN)/.installed  ## the same with short runs (a couple of minutes)
+	@set -e; for b in $(BENCHES); do if [ -f bench/$$b.py ]; then echo "== bench/$$b.py --quick"; \
+		$(BIN)/python -m bench.$$b --quick $(BENCH_ARGS); fi; done
+
+.PHONY: playground
+playground: $(BIN)/.installed  ## straight to the browser playground on a fresh study (no script); Ctrl-C stops
+	$(BIN)/rallybridge demo --no-script

@@ -11,13 +11,17 @@ from datetime import timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.rally.client import RallyClient
 from adapters.respondent.client import RespondentClient
 from adapters.slack.inbound import build_bolt_app, slack_route
+from adapters.slack.oauth import SlackOAuth, SlackRemovals, with_slack_status
+from adapters.slack.pacing import SlackPacer
 from adapters.slack.platform import SlackPlatform, build_client
 from adapters.teams.setup import add_route as add_teams_route
 from adapters.teams.setup import build_teams
+from bot import reconcile_schedule
 from bot.inbound import reconcile_study
 from bot.inbox import record
 from bot.pipeline.services import Services
@@ -52,6 +56,7 @@ class Bridge:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     scheduler: AsyncIOScheduler | None = None
     closers: list[object] = field(default_factory=list)
+    reconciles_queued_until: float | None = None  # epoch seconds: the due times up to here are queued
 
     async def start_background(self) -> None:
         """Refuse an old schema, then start the workers and the reconcile tick."""
@@ -61,10 +66,12 @@ class Bridge:
         self.stop_event.clear()
         self.tasks = [asyncio.create_task(w.forever(self.stop_event)) for w in self.workers]
         self.scheduler = AsyncIOScheduler()
+        # Each linked study is reconciled once per interval at its own moment of it (bot/reconcile_schedule.py).
+        self.reconciles_queued_until = time.time()
         self.scheduler.add_job(
-            self.queue_reconciles,
+            self.queue_due_reconciles,
             "interval",
-            seconds=self.settings.reconcile_interval_seconds,
+            seconds=reconcile_schedule.tick_seconds(self.settings.reconcile_interval_seconds),
             id="reconcile",
             max_instances=1,
             coalesce=True,
@@ -106,27 +113,80 @@ class Bridge:
             log.warning("could not queue due reminders: %s", type(exc).__name__)
             return 0
 
-    async def queue_reconciles(self) -> int:
-        """One reconcile event per linked study per interval; replicas share the key, so it runs once."""
-        cycle = str(int(time.time() // self.settings.reconcile_interval_seconds))
+    async def queue_due_reconciles(self) -> int:
+        """Queue the reconciles that came due since the last tick: every linked study once per interval, spread
+        over it, so a cycle never reads all studies at once. Replicas share the keys, so each runs once."""
+        interval = self.settings.reconcile_interval_seconds
+        now = time.time()
+        since = self.reconciles_queued_until or now - reconcile_schedule.tick_seconds(interval)
+        try:
+            async with self.services.db.transaction() as session:
+                links = await repo.active_links(session)
+            due = reconcile_schedule.due_between((link.study_id for link in links), interval, since, now)
+            for study_id, cycle in due:
+                await record(self.services, reconcile_study(study_id=study_id, cycle=str(cycle)))
+        except Exception as exc:  # the database may be down; the next tick queues what is due by then
+            log.warning("could not queue reconciles: %s", type(exc).__name__)
+            return 0
+        self.reconciles_queued_until = now
+        return len(due)
+
+    async def queue_reconciles(self, *, cycle: str | None = None) -> int:
+        """Queue a reconcile of every linked study now. Each carries its study's current cycle (the key the tick and
+        other replicas use: at most one per study per cycle), or ``cycle`` when given (a separate, extra round)."""
+        interval = self.settings.reconcile_interval_seconds
+        now = time.time()
         async with self.services.db.transaction() as session:
             links = await repo.active_links(session)
         for link in links:
-            await record(self.services, reconcile_study(study_id=link.study_id, cycle=cycle))
+            key = cycle or str(reconcile_schedule.current_cycle(link.study_id, interval, now)[0])
+            await record(self.services, reconcile_study(study_id=link.study_id, cycle=key))
         return len(links)
+
+
+def slack_pacer(settings: Settings) -> SlackPacer | None:
+    """Per-channel and workspace pacing of Slack posts, as configured (None when both levels are off)."""
+    if settings.slack_channel_rate <= 0 and settings.slack_posts_per_minute <= 0:
+        return None
+    return SlackPacer(
+        channel_rate=settings.slack_channel_rate,
+        channel_burst=settings.slack_channel_burst,
+        workspace_rate=settings.slack_posts_per_minute / 60.0,
+        workspace_burst=settings.slack_workspace_burst,
+    )
+
+
+def slack_oauth(settings: Settings, db: Database) -> SlackOAuth | None:
+    """OAuth mode (install to many workspaces) when SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set, else None."""
+    if not settings.slack_oauth:
+        return None
+    return SlackOAuth(
+        db,
+        client_id=str(settings.slack_client_id),
+        client_secret=_secret(settings.slack_client_secret),
+        api_url=settings.slack_api_url,
+        public_url=settings.public_url,
+        static_token=_secret(settings.slack_bot_token) or None,
+        allowed_teams=settings.allowed_slack_teams,
+    )
 
 
 def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     """Wire the bridge from settings. ``http_slack`` False leaves Slack to Socket Mode."""
     db = Database(settings.database_url)
-    slack_client = build_client(_secret(settings.slack_bot_token), base_url=settings.slack_api_url)
+    oauth = slack_oauth(settings, db)  # None: one workspace, SLACK_BOT_TOKEN for every call
+    slack_client: AsyncWebClient = (
+        oauth.sending_client  # picks each workspace's token per call
+        if oauth is not None
+        else build_client(_secret(settings.slack_bot_token), base_url=settings.slack_api_url)
+    )
     respondent = RespondentClient(
         settings.respondent_api_url, _secret(settings.respondent_api_key), _secret(settings.respondent_api_secret)
     )
     rally = RallyClient(settings.rally_api_url, _secret(settings.rally_api_token))
     services = Services(
         db=db,
-        chats={"slack": SlackPlatform(slack_client)},
+        chats={"slack": SlackPlatform(slack_client, pacer=slack_pacer(settings))},
         respondent=respondent,
         rally=rally,
         internal_note_marker=settings.internal_note_marker,
@@ -136,7 +196,14 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     if teams is not None:
         services.chats["teams"] = teams.platform
     signing_secret = _secret(settings.slack_signing_secret) if http_slack else None
-    bolt = build_bolt_app(client=slack_client, signing_secret=signing_secret, record=lambda e: record(services, e))
+    to_inbox = lambda e: record(services, e)  # noqa: E731
+    bolt = build_bolt_app(
+        client=oauth.bolt_client if oauth is not None else slack_client,
+        signing_secret=signing_secret,
+        record=oauth.record(to_inbox) if oauth is not None else to_inbox,
+        **(oauth.bolt_options() if oauth is not None else {}),
+    )
+    SlackRemovals(db, oauth.tokens if oauth is not None else None).add_listeners(bolt)
     options = {
         "lease": timedelta(seconds=settings.lease_seconds),
         "poll": settings.worker_poll_seconds,
@@ -148,12 +215,16 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     max_body = settings.max_body_bytes
     if signing_secret:
         web_app.router.add_post("/slack/events", slack_route(bolt, signing_secret, max_body))
+    if oauth is not None:
+        oauth.add_routes(web_app)  # GET /slack/install, GET /slack/oauth_redirect
     web_app.router.add_post(
         "/webhooks/respondent", respondent_route(services, _secret(settings.respondent_webhook_key), max_body)
     )
     web_app.router.add_post("/webhooks/rally", rally_route(services, _secret(settings.rally_webhook_secret), max_body))
     web_app.router.add_get("/healthz", health_route(services))
-    web_app.router.add_get("/readyz", ready_route(services))
+    web_app.router.add_get(
+        "/readyz", with_slack_status(ready_route(services), db, oauth.tokens if oauth is not None else None)
+    )
     web_app.router.add_get("/metrics", services.metrics.route(db))
     if teams is not None:
         add_teams_route(web_app, teams)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from pathlib import Path
 
 import typer
@@ -39,6 +40,12 @@ def check_config() -> None:
     settings = _settings_or_exit(for_serve=True)
     mode = "Socket Mode" if settings.socket_mode else f"HTTP on {settings.host}:{settings.port}"
     typer.echo(f"Configuration OK: Slack over {mode}, database {settings.database_url.split('://')[0]}.")
+    if settings.slack_oauth:
+        where = f"{settings.public_url}/slack/install" if settings.public_url else "/slack/install on this bridge"
+        imported = " SLACK_BOT_TOKEN is imported as its workspace's installation." if settings.slack_bot_token else ""
+        typer.echo(f"Slack: OAuth, install to many workspaces at {where}.{imported}")
+    else:
+        typer.echo("Slack: one workspace (SLACK_BOT_TOKEN). Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for many.")
 
 
 @db_cli.command("upgrade")
@@ -63,7 +70,7 @@ def serve(
 ) -> None:
     """Run the bridge: every HTTP route on one aiohttp server, plus the workers."""
     settings = _settings_or_exit(for_serve=True)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, json=logs.wants_json(settings.log_format))
     if socket_mode and settings.slack_app_token is None:
         typer.echo("--socket-mode needs SLACK_APP_TOKEN (an xapp- app-level token).", err=True)
         raise typer.Exit(code=2)
@@ -97,8 +104,15 @@ async def _serve(settings: Settings, *, socket_mode: bool) -> None:
         settings.port,
         "Socket Mode" if socket_mode else "HTTP",
     )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGTERM (what systemd, Docker and Kubernetes send) stops as cleanly as Ctrl-C: claimed work is finished or
+    # released by the workers' shutdown instead of waiting out its lease in another replica.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("Rally Bridge stopping (signal received)")
     finally:
         if handler is not None:
             await handler.close_async()
@@ -110,13 +124,53 @@ def demo(
     port: int = typer.Option(0, help="Port for the bridge (0: any free port)."),
     database: str = typer.Option("", help="Database URL (default: a fresh SQLite file in ./.demo/)."),
     pace: float = typer.Option(0.6, help="Seconds between the demo's steps (0 for as fast as possible)."),
+    script: bool = typer.Option(True, "--script/--no-script", help="Play the scripted study first."),
+    playground: bool = typer.Option(
+        True,
+        "--playground/--no-playground",
+        help="Then keep everything running and serve the playground page in your browser (Ctrl-C stops).",
+    ),
+    playground_port: int = typer.Option(8765, help="Port for the playground page (taken or 0: any free port)."),
 ) -> None:
-    """Play a realistic study on local stand-ins of Slack, Respondent and Rally. No account, no network."""
+    """Play a realistic study on local stand-ins of Slack, Respondent and Rally, then let you play it yourself
+    in your browser. No account, no network."""
     from bot.demo import run_demo
 
+    if not script and not playground:
+        typer.echo("Nothing to do: --no-script and --no-playground together leave neither.", err=True)
+        raise typer.Exit(code=2)
     logs.configure("WARNING")
-    code = asyncio.run(run_demo(port=port, database_url=database or None, pace=pace))
+    code = asyncio.run(
+        run_demo(
+            port=port,
+            database_url=database or None,
+            pace=pace,
+            script=script,
+            playground_port=playground_port if playground else None,
+        )
+    )
     raise typer.Exit(code=code)
+
+
+@cli.command()
+def manifest(
+    url: str = typer.Option(..., "--url", help="The bridge's public https:// URL, e.g. https://bridge.example.com."),
+    out: str = typer.Option("manifest.yml", "--out", help="Where to write the manifest ('-': standard output)."),
+    name: str = typer.Option("Rally Bridge", "--name", help="The app's name (and bot's display name) in Slack."),
+) -> None:
+    """Write the Slack app manifest: this bridge's request and OAuth redirect URLs, the scopes and events it uses."""
+    from adapters.slack.manifest import ManifestError, build_manifest
+
+    try:
+        text = build_manifest(url, name=name)
+    except ManifestError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from exc
+    if out == "-":
+        typer.echo(text, nl=False)
+        return
+    Path(out).write_text(text, encoding="utf-8")
+    typer.echo(f"Wrote {out}: paste it at https://api.slack.com/apps (Create New App -> From an app manifest).")
 
 
 @cli.command("teams-package")

@@ -19,6 +19,16 @@ def _alias(field_name: str) -> str:
 
 def _missing(is_set: Callable[[str], bool], reported: set[str]) -> list[str]:
     problems = [f"{env}: not set" for env in REQUIRED_FOR_SERVE if not is_set(env) and env not in reported]
+    oauth = is_set("SLACK_CLIENT_ID") and is_set("SLACK_CLIENT_SECRET")
+    if not is_set("SLACK_BOT_TOKEN") and not oauth and "SLACK_BOT_TOKEN" not in reported:
+        problems.insert(
+            0,
+            "SLACK_BOT_TOKEN: not set (one workspace: its xoxb- bot token; or set SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET to install the app to many workspaces through /slack/install)",
+        )
+    for given, other in (("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"), ("SLACK_CLIENT_SECRET", "SLACK_CLIENT_ID")):
+        if is_set(given) and not is_set(other) and other not in reported:
+            problems.append(f"{other}: not set (OAuth install to many workspaces needs both {given} and {other})")
     if not is_set("SLACK_SIGNING_SECRET") and not is_set("SLACK_APP_TOKEN") and "SLACK_SIGNING_SECRET" not in reported:
         problems.append("SLACK_SIGNING_SECRET: not set (needed unless SLACK_APP_TOKEN selects Socket Mode)")
     return problems

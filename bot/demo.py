@@ -6,6 +6,7 @@ Every line about an outcome is read back from the stand-ins after waiting for it
 from __future__ import annotations
 
 import asyncio
+import signal
 import textwrap
 import time
 from collections import Counter
@@ -24,6 +25,9 @@ OUTAGE_SECONDS = 3.0  # how long Respondent stays down in step 7
 DEMO_DB = Path(".demo") / "demo.sqlite3"
 SLACK_OPTIONS: dict[str, Any] = {}  # Slack's real rate limits stay on: the bridge has to cope
 WIDTH = 110
+# With the playground, a newcomer may keep Respondent down for a minute: the bridge's backoff is capped lower than
+# its default (300 s) so a pending reply is delivered within seconds of bringing Respondent back.
+PLAYGROUND_RETRY_CAP_SECONDS = 10.0
 IN, OUT = "←", "→"  # into the team (participant wrote), out to the participant (researcher wrote)
 
 
@@ -286,23 +290,40 @@ def transcript_line(row: dict[str, Any], participant: str) -> str:
     return f"{when} {arrow} {author} ({role}, via {row['source'].title()}): {row['body']}"
 
 
-async def run_demo(*, port: int, database_url: str | None, pace: float) -> int:
-    """Play the study; 0 when every outcome was seen, 1 when one was not (or the world could not start)."""
+async def run_demo(
+    *, port: int, database_url: str | None, pace: float, script: bool = True, playground_port: int | None = None
+) -> int:
+    """Play the study (``script``), then serve the playground until Ctrl-C (``playground_port`` not None).
+
+    0 when every outcome was seen (and the playground was stopped by the person), 1 when one was not (or the
+    world could not start), 130 when interrupted during the script.
+    """
     url = database_url or fresh_sqlite_url()
     world: World | None = None
+    playing = False
     say("Rally Bridge demo: a realistic study on local stand-ins of Slack, Respondent and Rally (no network).")
     step(1, "Starting the stand-ins and the bridge (its embedded defaults, a fresh database)")
     try:
         await upgrade_async(url)
         world = await World.create(url, bridge_port=port or None, slack_options=SLACK_OPTIONS)
-        await world.start_bridge()
+        if playground_port is None:
+            await world.start_bridge()
+        else:
+            await world.start_bridge(retry_cap_seconds=PLAYGROUND_RETRY_CAP_SECONDS)
         say(f"  Slack stand-in       {world.slack.base_url}   (workspace with #{world.cast.channel_name})")
         say(f"  Respondent stand-in  {world.respondent.base_url}")
         say(f"  Rally stand-in       {world.rally.base_url}")
         say(f"  Bridge               {world.bridge_url}   (database {url})")
-        await Demo(world, pace).play()
+        if script:
+            await Demo(world, pace).play()
+            say()
+            say("Demo finished: every outcome above was read back from the stand-ins.")
+        if playground_port is None:
+            return 0
+        playing = True
+        await play_in_browser(world, playground_port, after_script=script)
         say()
-        say("Demo finished: every outcome above was read back from the stand-ins.")
+        say("Playground stopped.")
         return 0
     except DemoFailure as exc:
         hint = " (--database must name an empty or fresh database)" if database_url else ""
@@ -312,7 +333,38 @@ async def run_demo(*, port: int, database_url: str | None, pace: float) -> int:
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task; stop cleanly instead of a traceback
         say()
         say("Interrupted: stopping the stand-ins and the bridge.")
-        return 130
+        return 0 if playing else 130
     finally:
         if world is not None:
             await world.stop()
+
+
+async def play_in_browser(world: World, port: int, *, after_script: bool) -> None:
+    """Serve the playground for ``world`` and wait for Ctrl-C (SIGINT) or SIGTERM."""
+    from bot.playground import Playground
+
+    playground = Playground(world)
+    page = await playground.start(port)
+    c = world.cast
+    step("▶" if after_script else 2, "Your turn: play every role in your browser")
+    say(f"    Open {page}")
+    if page != f"http://127.0.0.1:{port}/" and port:
+        say(f"    (port {port} was taken, so the playground took another)")
+    if not after_script:
+        say(f'    First link the study: in the Slack pane, as {c.owner.name}, send "/rally link {c.study_id}".')
+    say(
+        "    Then: approve Alex Kim in the Rally pane; write as Alex in the Participant pane; in Slack, as "
+        f"{c.teammate.name}, open Alex's thread and reply; reply again as {c.outsider.name} (not on the team)."
+    )
+    say("    Everything goes through the real HTTP paths (signed Slack events and webhooks). Ctrl-C stops.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await playground.stop()

@@ -130,12 +130,18 @@ class RespondentMessage:
 
 @dataclass(frozen=True)
 class Conversation:
-    """S1/S3: a Respondent conversation with its embedded messages."""
+    """S1/S3: a Respondent conversation with its embedded messages.
+
+    ``latest_message_uid`` is ``latestMessage.uid``. ``messages_complete`` is False when ``messages`` may not be
+    all of them (a list result without messages, or fewer than ``messagesCount``): read the conversation itself.
+    """
 
     uid: str
     project_id: str | None
     participant_user_ids: tuple[str, ...]
     messages: tuple[RespondentMessage, ...] = field(default_factory=tuple)
+    latest_message_uid: str | None = None
+    messages_complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,16 @@ class ChatUser:
     email: str | None
     tz: str | None = None
     is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button under a private reply. Clicking it runs ``command`` (e.g. ``cancel 12``) exactly as if the
+    clicker had typed it: the same inbox, permission check and answer. ``style``: ``primary``, ``danger`` or None."""
+
+    label: str
+    command: str
+    style: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,14 @@ class UnknownOutcome(TemporaryFailure):
     """
 
 
+class Paced(TemporaryFailure):
+    """Nothing was sent: the call would exceed the platform's send budget (our own pacing said so).
+
+    Not a failure: the outbox puts the row back until ``retry_after`` without counting an attempt, and takes
+    other work meanwhile.
+    """
+
+
 class PermanentFailure(RallyBridgeError):
     """The remote refused for good (a 4xx other than 408/429); retrying cannot help. Shown to people."""
 

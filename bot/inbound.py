@@ -20,6 +20,7 @@ class EventKind(enum.StrEnum):
     RALLY_PERSON_OPTED_OUT = "rally.person_opted_out"
     RECONCILE_STUDY = "reconcile.study"
     REMINDER_DUE = "reminder.due"  # a scheduled send came due (bot/reminders)
+    HOME_OPENED = "chat.home_opened"  # someone opened the bridge's home (Slack App Home): publish theirs (bot/home.py)
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,39 @@ def chat_message_changed(
     )
 
 
+HOME = "home"  # ``origin`` of a command clicked on the home view (it has no channel; bot/home.py)
+
+
 def chat_command(
-    *, platform: str, request_id: str, workspace: str, channel: str, user_id: str, text: str, tz: str | None = None
+    *,
+    platform: str,
+    request_id: str,
+    workspace: str,
+    channel: str,
+    user_id: str,
+    text: str,
+    tz: str | None = None,
+    origin: str | None = None,
 ) -> InboundEvent:
     """A slash command; ``request_id`` is unique per invocation (Slack ``trigger_id``). ``tz``: the sender's
-    time zone when the platform sends it with the command (Teams ``localTimezone``); else the user lookup's."""
+    time zone when the platform sends it with the command (Teams ``localTimezone``); else the user lookup's.
+    ``origin`` :data:`HOME`: clicked on the clicker's home view, which has no channel: ``channel`` is then the
+    clicker's user id, and the answer is their home view published again with a status line."""
     payload = {"platform": platform, "workspace": workspace, "channel": channel, "user_id": user_id, "text": text}
     if tz:
         payload["tz"] = tz
+    if origin:
+        payload["origin"] = origin
     return InboundEvent(key=f"{platform}:command:{request_id}", kind=EventKind.CHAT_COMMAND, payload=payload)
+
+
+def home_opened(*, platform: str, event_id: str, workspace: str, user_id: str) -> InboundEvent:
+    """``user_id`` opened the bridge's home (Slack ``app_home_opened``, tab ``home``); one row per event id."""
+    return InboundEvent(
+        key=f"{platform}:event:{event_id}",
+        kind=EventKind.HOME_OPENED,
+        payload={"platform": platform, "workspace": workspace, "user_id": user_id},
+    )
 
 
 def respondent_message_created(

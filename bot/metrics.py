@@ -30,6 +30,12 @@ class Metrics:
             ["direction", "platform"],
             registry=self.registry,
         )
+        self.inbound = Counter(
+            "rallybridge_inbound_events",
+            "Inbound events (webhooks, chat events, commands, ticks): stored, duplicate or not storable (503)",
+            ["kind", "result"],
+            registry=self.registry,
+        )
         self.effects = Counter(
             "rallybridge_effects", "Outbox effects completed, by kind", ["kind"], registry=self.registry
         )

@@ -7,11 +7,13 @@ Every method raises only ``bot.errors`` exceptions: ``TemporaryFailure`` (retry 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.domain import (
+    Action,
     ArchiveEntry,
     ChatUser,
     Conversation,
@@ -22,6 +24,9 @@ from bot.domain import (
     Study,
     TeamMember,
 )
+
+if TYPE_CHECKING:
+    from bot.home import HomeView
 
 
 class StudyRecord(Protocol):
@@ -46,7 +51,8 @@ class ParticipantChannel(Protocol):
     """Respondent messaging (contract S1)."""
 
     async def list_conversations(self, project_id: str) -> list[Conversation]:
-        """Every conversation of a project, all pages, messages embedded."""
+        """Every conversation of a project, all pages, with the messages the list embeds
+        (``Conversation.messages_complete`` says whether they are all of them)."""
         ...
 
     async def get_conversation(self, conversation_uid: str) -> Conversation: ...
@@ -66,6 +72,7 @@ class ThreadRoot:
     study_name: str
     session_starts_at: datetime | None
     scheduling_url: str | None
+    participant_id: str | None = None  # Rally's id: what the root's buttons (Remind, Follow up...) name
 
 
 class ChatPlatform(Protocol):
@@ -85,8 +92,11 @@ class ChatPlatform(Protocol):
         self, channel: str, text: str, *, key: str, thread_ts: str | None = None
     ) -> PostedMessage: ...
 
-    async def post_private(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
-        """Something only ``user_id`` sees (Slack: an ephemeral message)."""
+    async def post_private(
+        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+    ) -> None:
+        """Something only ``user_id`` sees (Slack: an ephemeral message). ``actions`` are buttons under it (Slack
+        Block Kit buttons, a Teams Adaptive Card); a click comes back as the action's command from that person."""
         ...
 
     async def add_reaction(self, channel: str, ts: str, name: str) -> None:
@@ -105,4 +115,14 @@ class ChatPlatform(Protocol):
 
     async def to_plain_text(self, text: str) -> str:
         """A researcher's message as the participant should read it: no platform markup left."""
+        ...
+
+
+@runtime_checkable
+class HomeSurface(Protocol):
+    """An optional capability of a ``ChatPlatform``: a page per person that the bridge draws (Slack's App Home).
+    Platforms without one (Teams) simply do not implement it; the core checks with ``isinstance``."""
+
+    async def publish_home(self, user_id: str, view: HomeView) -> None:
+        """Replace what ``user_id`` sees on the bridge's home with ``view`` (idempotent: the last one wins)."""
         ...

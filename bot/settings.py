@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,6 +17,8 @@ class Settings(BaseSettings):
     host: str = Field("0.0.0.0", validation_alias="RALLYBRIDGE_HOST")
     port: int = Field(3000, validation_alias="RALLYBRIDGE_PORT", ge=0, le=65535)
     log_level: str = Field("INFO", validation_alias="RALLYBRIDGE_LOG_LEVEL")
+    # json: one JSON object per line; console: key=value; auto: JSON unless stderr is a terminal.
+    log_format: Literal["auto", "json", "console"] = Field("auto", validation_alias="RALLYBRIDGE_LOG_FORMAT")
     # Largest inbound request body accepted on any route; bigger gets 413.
     max_body_bytes: int = Field(1_000_000, validation_alias="RALLYBRIDGE_MAX_BODY_BYTES", gt=0)
     # Messages starting with this stay in the thread and are never relayed.
@@ -30,6 +34,21 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Pacing of chat.postMessage (adapters/slack/pacing.py): Slack allows ~1 post/s per channel with short bursts
+    # and "several hundred" a minute per workspace. A rate of 0 switches that level of pacing off.
+    slack_channel_rate: float = Field(1.0, validation_alias="RALLYBRIDGE_SLACK_CHANNEL_RATE", ge=0)
+    slack_channel_burst: int = Field(3, validation_alias="RALLYBRIDGE_SLACK_CHANNEL_BURST", ge=1)
+    slack_posts_per_minute: float = Field(600.0, validation_alias="RALLYBRIDGE_SLACK_POSTS_PER_MINUTE", ge=0)
+    slack_workspace_burst: int = Field(30, validation_alias="RALLYBRIDGE_SLACK_WORKSPACE_BURST", ge=1)
+    # OAuth install to many workspaces (both set): tokens come from installations stored in the bridge's database;
+    # SLACK_BOT_TOKEN, if also set, is imported as its workspace's installation. See README "Install to several
+    # workspaces".
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
+    # OAuth mode: the only workspaces (team ids, comma-separated) that may install; unset lets any workspace.
+    slack_allowed_team_ids: str | None = Field(None, validation_alias="SLACK_ALLOWED_TEAM_IDS")
+    # Where people reach this bridge (https://bridge.example.com): the OAuth redirect URL and links in messages.
+    public_url: str | None = Field(None, validation_alias="RALLYBRIDGE_PUBLIC_URL")
 
     respondent_api_url: str = Field("https://api.respondent.io", validation_alias="RESPONDENT_API_URL")
     respondent_api_key: SecretStr | None = Field(None, validation_alias="RESPONDENT_API_KEY")
@@ -54,10 +73,27 @@ class Settings(BaseSettings):
     # Lets the Teams route open without an app id (no authentication): local sandboxes only.
     teams_sandbox: bool = Field(False, validation_alias="RALLYBRIDGE_TEAMS_SANDBOX")
 
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.strip().upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.strip().upper()
+
     @field_validator("slack_api_url")
     @classmethod
     def _slash_terminated(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")) or " " in value:
+            raise ValueError("must be the bridge's public http(s) URL, e.g. https://bridge.example.com")
+        return value
 
     @field_validator("rally_webhook_secret")
     @classmethod
@@ -79,6 +115,15 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     @property
+    def slack_oauth(self) -> bool:
+        """True when Slack runs in OAuth mode (install to many workspaces): client id and secret are both set."""
+        return bool(self.slack_client_id) and self.slack_client_secret is not None
+
+    @property
+    def allowed_slack_teams(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in (self.slack_allowed_team_ids or "").split(",") if t.strip())
+
+    @property
     def teams_enabled(self) -> bool:
         """True when the Teams route should open: an app id, any other MICROSOFT_* setting, or the sandbox flag."""
         given = (self.microsoft_app_id, self.microsoft_app_password, self.microsoft_app_tenant_id)
@@ -86,8 +131,8 @@ class Settings(BaseSettings):
 
 
 # What `serve` cannot run without, by environment variable name.
+# SLACK_BOT_TOKEN is required too, unless SLACK_CLIENT_ID and SLACK_CLIENT_SECRET select OAuth (bot/config_check.py).
 REQUIRED_FOR_SERVE: tuple[str, ...] = (
-    "SLACK_BOT_TOKEN",
     "RESPONDENT_API_KEY",
     "RESPONDENT_API_SECRET",
     "RESPONDENT_WEBHOOK_KEY",

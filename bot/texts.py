@@ -132,8 +132,13 @@ def empty_message() -> str:
     return "That reply had no text to send, so nothing was sent."
 
 
-def not_delivered(reason: str) -> str:
-    return f"Not delivered to the participant: {reason}. Nothing was sent; fix the cause and reply again."
+def not_delivered(reason: str, delivery_id: int | None = None) -> str:
+    if delivery_id is None:
+        return f"Not delivered to the participant: {reason}. Nothing was sent; fix the cause and reply again."
+    return (
+        f"Not delivered to the participant: {reason}. Nothing was sent. Once the cause is fixed, send it again with "
+        f"/rally retry {delivery_id} (or Retry on the Home tab of Rally Bridge), or reply again."
+    )
 
 
 def gave_up(reason: str) -> str:
@@ -162,7 +167,7 @@ REMINDER_HELP = (
     "• /rally followup <participant> [after <duration>] [message]: nudge them if they haven't written by then "
     "(default 24h after your last message); cancelled as soon as they write.\n"
     "• /rally reschedule <participant> [note]: send them their scheduling link now.\n"
-    "• /rally status [participant] · /rally reminders · /rally cancel <id>\n"
+    "• /rally status [participant] · /rally reminders · /rally cancel <id> · /rally retry <id>\n"
     "<participant> is the name on the thread (Jordan L., Jordan) or the Rally participant id."
 )
 
@@ -245,6 +250,17 @@ def reminder_skipped_session_started(name: str, moment: str) -> str:
     return f"The reminder for {name} due {moment} was not sent: their session has already started."
 
 
+def reminder_moved_with_session(name: str, spec: str, reminder_id: int, was: str, now_at: str) -> str:
+    return f'{name}\'s session moved, so reminder #{reminder_id} ("{spec}") moved with it: now {now_at} (was {was}).'
+
+
+def reminder_session_removed(name: str, spec: str, reminder_id: int, moment: str) -> str:
+    return (
+        f'Rally no longer has a session time for {name}. Reminder #{reminder_id} ("{spec}") stays at {moment}; '
+        "cancel it if it no longer applies."
+    )
+
+
 def followup_cancelled_participant_wrote(name: str, moment: str) -> str:
     return f"{name} wrote, so the follow-up planned for {moment} was cancelled."
 
@@ -286,3 +302,108 @@ def participant_opted_out_nothing_scheduled(name: str) -> str:
 
 def participant_gone(name: str) -> str:
     return f"Rally no longer has {name} in this study, so nothing was scheduled or sent."
+
+
+# --- scheduling forms (the thread root's buttons; bot/reminders/forms.py) ------------------------------
+
+
+def form_when_missing() -> str:
+    return "Say when, for example: tomorrow 9am, in 2h, fri 14:30 or 1h before session."
+
+
+def form_when_leftover(spec: str, rest: str) -> str:
+    return f'I read "{spec}" as the time but not "{rest}". Put words for the participant in the message field.'
+
+
+def form_after_unreadable(text: str) -> str:
+    return f'"{text}" is not a duration. Write e.g. 2d, 4h or 1d 12h, or leave it empty for 24h.'
+
+
+def form_refused(reason: str) -> str:
+    return f"That form cannot be used: {reason}"
+
+
+# --- App Home and retrying failed deliveries (bot/home.py, ``retry <id>``) -------------------------------------
+
+
+def retry_usage() -> str:
+    return "Usage: /rally retry <id> (the id of a failed delivery, shown on the bridge's Home tab in Slack)."
+
+
+def retry_not_found(delivery_id: str) -> str:
+    return (
+        f"There is no failed delivery #{delivery_id} for a participant in this channel. "
+        "The Home tab of Rally Bridge lists the failed ones."
+    )
+
+
+def retry_not_failed(delivery_id: int, state: str) -> str:
+    if state == "done":
+        return f"Delivery #{delivery_id} was delivered already; nothing to retry."
+    return f"Delivery #{delivery_id} has not failed: it is still being delivered. Nothing to retry."
+
+
+def retry_busy(delivery_id: int, name: str) -> str:
+    return f"A message to {name} is being sent right now; retry #{delivery_id} in a moment so the two don't cross."
+
+
+def retry_queued(delivery_id: int, name: str) -> str:
+    return (
+        f"Sending #{delivery_id} to {name} again. The reply in the thread shows the outcome: "
+        "✅ when delivered, or a notice with the reason if it fails again."
+    )
+
+
+def retry_notice(who: str, delivery_id: int, name: str) -> str:
+    return f"{who} asked to send #{delivery_id}, the reply to {name} that was not delivered, again."
+
+
+def home_not_here(word: str) -> str:
+    return f"\"{word}\" can't be done from the Home tab. Type /rally {word} in the study's channel instead."
+
+
+def home_no_links() -> str:
+    return (
+        "No Rally study is bridged in this workspace yet. Invite @Rally Bridge to a channel "
+        "(/invite @Rally Bridge) and run /rally link <studyId> there."
+    )
+
+
+def home_may_act() -> str:
+    return "You may message these participants, schedule reminders and retry failed deliveries."
+
+
+def home_closed_intro() -> str:
+    return "Bridged in this workspace, but you may not act for them:"
+
+
+def home_study_gone(study_name: str) -> str:
+    return f'Rally no longer has "{study_name}", so nobody can act for it. Unlink it in its channel.'
+
+
+def home_not_checked(study_name: str) -> str:
+    return f'"{study_name}" was linked a moment ago and your access is not checked yet. Open this tab again.'
+
+
+def home_reminder_not_found(reminder_id: str) -> str:
+    return f"There is no pending reminder #{reminder_id} that you can see here; it may have been sent or cancelled."
+
+
+def home_opted_out_no_retry(name: str) -> str:
+    return f"{name} has opted out: it can't be sent."
+
+
+HOME_HELP = (
+    "Reply in a participant's thread in the study channel to message them; start with {marker} to keep "
+    "the reply as an internal note that is never sent.",
+    "/rally link <studyId> in a channel bridges a study there. You must be on its Rally team with "
+    "external-panel access, with the same email as in Slack.",
+    "/rally remind, /rally followup, /rally reschedule schedule messages (or use the buttons on a thread's first "
+    "message); /rally status and /rally reminders show what is planned; /rally help lists everything.",
+    "Retry sends a reply that Respondent refused again, once the cause is fixed (/rally retry <id>); "
+    "Cancel stops a scheduled message (/rally cancel <id>).",
+)
+
+
+def home_help(marker: str) -> tuple[str, ...]:
+    return tuple(line.format(marker=marker) for line in HOME_HELP)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from aiohttp import web
 from svix.webhooks import Webhook
 
 from sandbox.http_faults import SandboxServer
+from sandbox.respondent import endpoint_of
 
 DIRECTIONS = {"TO_PARTICIPANT", "FROM_PARTICIPANT"}
 AUTHOR_TYPES = {"RESEARCHER", "PARTICIPANT", "BOT"}
@@ -55,6 +58,10 @@ class RallySandbox(SandboxServer):
         self._archive: dict[str, list[dict[str, Any]]] = {}
         self._archive_ids: dict[str, str] = {}
         self.archive_attempts = 0
+        # Requests per endpoint (``"POST /studies/{sid}/participants/search"``); and each one's time (epoch seconds),
+        # endpoint and study id ("" for ``/users``).
+        self.calls: Counter[str] = Counter()
+        self.call_log: list[tuple[float, str, str]] = []
         super().__init__()
 
     # ---- setup -----------------------------------------------------------------------------------------
@@ -166,6 +173,22 @@ class RallySandbox(SandboxServer):
         }
         return await self.send_webhook(event, deliveries=deliveries)
 
+    async def move_session(self, study_id: str, participant_id: str, starts_at: str | None) -> str:
+        """Reschedule the participant's session (ISO time, or None to clear it) and send
+        ``participant.status_changed``, as Rally does when a session is booked or moved."""
+        p = self.participants[study_id][participant_id]
+        p["sessionStartsAt"] = starts_at
+        event = {
+            "_eventType": "participant.status_changed",
+            "participantId": participant_id,
+            "personId": p["personId"],
+            "studyId": study_id,
+            "status": p["status"],
+            "priorStatus": p["status"],
+            "updatedAt": _iso(),
+        }
+        return await self.send_webhook(event)
+
     async def opt_out(self, email: str, *, deliveries: int = 1) -> str:
         """Set ``OPTED_OUT`` on every participant with ``email`` and send ``person.opted_out``."""
         for study in self.participants.values():
@@ -218,7 +241,11 @@ class RallySandbox(SandboxServer):
         return [dict(row) for row in self._archive.get(study_id, [])]
 
     def on_request(self, request: web.Request) -> None:
-        """Count every archive attempt, including those answered with an injected failure."""
+        """Count every request by endpoint, and every archive attempt, including those answered with an injected
+        failure."""
+        endpoint = endpoint_of(request)
+        self.calls[endpoint] += 1
+        self.call_log.append((time.time(), endpoint, request.match_info.get("sid", "")))
         if request.method == "POST" and request.path.endswith("/chat-messages"):
             self.archive_attempts += 1
 

@@ -13,7 +13,9 @@ import hmac
 import itertools
 import json
 import secrets
+import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -32,6 +34,12 @@ def _now() -> str:
 
 def _object_id() -> str:
     return secrets.token_hex(12)
+
+
+def endpoint_of(request: web.Request) -> str:
+    """``"GET /v1/messaging/conversations/{uid}"``: the method and the route template the request matched."""
+    resource = request.match_info.route.resource
+    return f"{request.method} {resource.canonical if resource is not None else request.path}"
 
 
 class RespondentSandbox(SandboxServer):
@@ -57,6 +65,13 @@ class RespondentSandbox(SandboxServer):
         self.webhook_retry_delay = webhook_retry_delay
         self.conversations: dict[str, dict[str, Any]] = {}
         self.max_page_size = 100  # larger pageSize values are capped, as an API might
+        # Whether list results embed each conversation's messages (``respondent.md`` 3.2 returns ``Conversation[]``,
+        # whose ``messages`` field is optional): False serves the list without them, as an API might.
+        self.list_embeds_messages = True
+        # Requests per endpoint (``"GET /v1/messaging/conversations"``); and each one's time (epoch seconds),
+        # endpoint and project (the ``projectId`` asked for, or the project of the conversation in the path, or "").
+        self.calls: Counter[str] = Counter()
+        self.call_log: list[tuple[float, str, str]] = []
         self.users: dict[str, dict[str, str]] = {}
         self._hang_sends: list[float] = []
         self._drop_sends = 0
@@ -71,6 +86,14 @@ class RespondentSandbox(SandboxServer):
         app.router.add_get(CONVERSATIONS + "/{uid}", self._get)
         app.router.add_post(CONVERSATIONS + "/{uid}/messages", self._send)
 
+    def on_request(self, request: web.Request) -> None:
+        """Count every request by endpoint (route template), including those answered with an injected failure."""
+        endpoint = endpoint_of(request)
+        self.calls[endpoint] += 1
+        conv = self.conversations.get(request.match_info.get("uid", ""))
+        project = request.query.get("projectId") or (conv["metadata"].get("projectId") if conv else None)
+        self.call_log.append((time.time(), endpoint, project or ""))
+
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         """S4: ``{statusCode, message, error}``."""
         return {"statusCode": status, "message": message, "error": HTTPStatus(status).phrase}
@@ -83,7 +106,7 @@ class RespondentSandbox(SandboxServer):
             secret.encode(), self.api_secret.encode()
         )
 
-    def _view(self, conv: dict[str, Any], *, with_messages: bool = True) -> dict[str, Any]:
+    def _view(self, conv: dict[str, Any], *, with_messages: bool = True, with_user: bool = True) -> dict[str, Any]:
         messages = [{k: v for k, v in m.items() if not k.startswith("_")} for m in conv["messages"]]
         view = {k: v for k, v in conv.items() if k != "messages"}
         view["messagesCount"] = len(messages)
@@ -92,7 +115,7 @@ class RespondentSandbox(SandboxServer):
             view["latestMessage"] = {k: latest[k] for k in ("uid", "body", "createdAt", "updatedAt")}
         if with_messages:
             view["messages"] = messages
-        else:
+        if not with_user:
             view.pop("user", None)
         return view
 
@@ -121,7 +144,8 @@ class RespondentSandbox(SandboxServer):
             and (researcher is None or c["metadata"].get("externalResearcherId") == researcher)
         ]
         chunk = matching[(page - 1) * size : page * size]
-        body: dict[str, Any] = {"page": page, "pageSize": size, "results": [self._view(c) for c in chunk]}
+        results = [self._view(c, with_messages=self.list_embeds_messages) for c in chunk]
+        body: dict[str, Any] = {"page": page, "pageSize": size, "results": results}
         if request.query.get("includeCount") == "true":
             body["totalResults"] = len(matching)
         return web.json_response(body)
@@ -165,7 +189,7 @@ class RespondentSandbox(SandboxServer):
             return self.error_response(400, "Conversation is locked")
         message = self._append(conv, OWNER, body)
         response = {k: v for k, v in message.items() if not k.startswith("_")}
-        response["conversation"] = self._view(conv, with_messages=False)
+        response["conversation"] = self._view(conv, with_messages=False, with_user=False)
         if self._drop_sends:
             self._drop_sends -= 1
             if request.transport is not None:
@@ -185,8 +209,10 @@ class RespondentSandbox(SandboxServer):
             "lastName": names.get("lastName", ""),
         }
 
-    def _new_conversation(self, project_id: str | None, user_ids: list[str], researcher: str | None) -> dict[str, Any]:
-        uid = _object_id()
+    def _new_conversation(
+        self, project_id: str | None, user_ids: list[str], researcher: str | None, uid: str | None = None
+    ) -> dict[str, Any]:
+        uid = uid or _object_id()
         now = _now()
         participants = [{**p, "read": False, "deleted": False} for p in [OWNER, *(self._person(u) for u in user_ids)]]
         conv: dict[str, Any] = {
@@ -229,10 +255,12 @@ class RespondentSandbox(SandboxServer):
         ]
         return found[-1] if found else None
 
-    def add_conversation(self, project_id: str, user_id: str, *, first_name: str = "", last_name: str = "") -> str:
-        """Create a conversation directly (as if opened elsewhere); returns its uid."""
+    def add_conversation(
+        self, project_id: str, user_id: str, *, first_name: str = "", last_name: str = "", uid: str | None = None
+    ) -> str:
+        """Create a conversation directly (as if opened elsewhere; ``uid`` to choose its id); returns its uid."""
         self.users.setdefault(user_id, {"firstName": first_name, "lastName": last_name})
-        return str(self._new_conversation(project_id, [user_id], None)["uid"])
+        return str(self._new_conversation(project_id, [user_id], None, uid)["uid"])
 
     async def participant_writes(
         self,

@@ -163,8 +163,21 @@ class World:
             "RALLY_API_TOKEN": self.rally.token,
             "RALLY_WEBHOOK_SECRET": self.rally.webhook_secret,
         }
+        env.update(self.slack_pacing_env())
         env.update({k.upper(): str(v) for k, v in self.settings_overrides.items()})
         return env
+
+    def slack_pacing_env(self) -> dict[str, str]:
+        """The bridge paces Slack posts to the stand-in's limits; none when the stand-in has them off."""
+        limits = self.slack.rate_limits
+        if not limits.enabled:
+            return {"RALLYBRIDGE_SLACK_CHANNEL_RATE": "0", "RALLYBRIDGE_SLACK_POSTS_PER_MINUTE": "0"}
+        return {
+            "RALLYBRIDGE_SLACK_CHANNEL_RATE": str(limits.channel_rate),
+            "RALLYBRIDGE_SLACK_CHANNEL_BURST": str(limits.channel_burst),
+            "RALLYBRIDGE_SLACK_POSTS_PER_MINUTE": str(limits.workspace_rate * 60),
+            "RALLYBRIDGE_SLACK_WORKSPACE_BURST": str(limits.workspace_burst),
+        }
 
     async def start_bridge(self, **overrides: Any) -> Bridge:
         """The real bridge app on its real port, in this process."""

@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
     """An engine tuned for the bridge.
 
     SQLite: WAL, a busy timeout, and every transaction opened with ``BEGIN IMMEDIATE`` so that two
     processes on one file queue up instead of failing with a stale snapshot. PostgreSQL: pre-ping, so a
-    restarted server is reconnected to by itself.
+    restarted server is reconnected to by itself. The pool keeps 20 connections open: each worker runs up to 20
+    rows at once, each holding a connection briefly, and a connection opened beyond ``pool_size`` is closed when it
+    is returned, so under load a smaller pool spends more on connecting than on the transactions themselves.
     """
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": 30, "isolation_level": None})
+        # Reset on return is ours (below): SQLAlchemy's default rolls back every returned connection.
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30, "isolation_level": None}, pool_reset_on_return=None
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,10 +49,20 @@ def create_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Straight to aiosqlite: one trip to its thread, where a SQLAlchemy cursor costs three.
+            await_(conn.connection.driver_connection.execute("BEGIN IMMEDIATE"))
+
+        @event.listens_for(engine.sync_engine, "reset")
+        def _rollback_if_open(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
+            # Nearly every connection comes back committed, and on aiosqlite a needless ROLLBACK is one more trip
+            # to the driver's thread: roll back only one still inside a transaction (an error, a cancellation).
+            if reset_state.terminate_only or not reset_state.asyncio_safe:
+                return  # being closed or garbage-collected: SQLAlchemy terminates it
+            if record.driver_connection.in_transaction:
+                dbapi_connection.rollback()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 class Database:
@@ -50,18 +73,185 @@ class Database:
         self.engine = create_engine(url)
         self.sqlite = is_sqlite(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL: urgent transactions get connections of their own, so that a request being acknowledged
+        # never waits for a pooled connection behind the workers' many short transactions.
+        self._urgent_engine = None if self.sqlite else create_engine(url, pool_size=3, max_overflow=3)
+        self._urgent_sessions = (
+            async_sessionmaker(self._urgent_engine, expire_on_commit=False) if self._urgent_engine else self._sessions
+        )
         # One writer at a time per process on SQLite; across processes BEGIN IMMEDIATE queues them.
-        self._sqlite_lock = asyncio.Lock() if self.sqlite else None
+        self._sqlite_lock = WriterLock() if self.sqlite else None
+        self._new_rows: dict[str, asyncio.Event] = {}
+
+    def new_rows(self, table: str) -> asyncio.Event:
+        """Set when a transaction of this process that queued rows into ``table`` has committed (see
+        :func:`mark_queued`); whoever waits on it clears it. Other processes' rows are found by polling."""
+        return self._new_rows.setdefault(table, asyncio.Event())
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        if self._sqlite_lock is not None:
-            async with self._sqlite_lock, self._sessions() as session, session.begin():
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        ``urgent``: someone is waiting for its answer (an inbound request before it is acknowledged). On SQLite it
+        takes the writer lock before every waiting non-urgent transaction; on PostgreSQL it uses a small pool of
+        its own connections.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            if self._sqlite_lock is not None:
+                await stack.enter_async_context(self._sqlite_lock.held(urgent))
+            session = await stack.enter_async_context((self._urgent_sessions if urgent else self._sessions)())
+            async with session.begin():
                 yield session
-        else:
-            async with self._sessions() as session, session.begin():
-                yield session
+            for table in session.info.pop(QUEUED, ()):  # committed: now the rows can be claimed
+                self.new_rows(table).set()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._urgent_engine is not None:
+            await self._urgent_engine.dispose()
+
+
+QUEUED = "rallybridge.queued"  # session.info: tables that got new queue rows in this transaction
+
+
+def mark_queued(session: AsyncSession, table: str) -> None:
+    """Rows were queued into ``table`` in ``session``'s transaction: :meth:`Database.new_rows` fires on commit."""
+    session.info.setdefault(QUEUED, set()).add(table)
+
+
+def unmark_queued(session: AsyncSession, table: str) -> None:
+    """No need to announce ``table`` after all (the committing worker claimed its new rows itself)."""
+    session.info.get(QUEUED, set()).discard(table)
+
+
+class WriterLock:
+    """A lock whose urgent waiters are served before the others (each group in arrival order)."""
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiters: tuple[collections.deque[asyncio.Future[None]], collections.deque[asyncio.Future[None]]] = (
+            collections.deque(),  # urgent
+            collections.deque(),  # the rest
+        )
+
+    @property
+    def locked(self) -> bool:
+        return self._locked
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if not self._locked and not any(self._waiters):
+            self._locked = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[0 if urgent else 1]
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # it was handed to us as we were cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Hand the lock to the next waiter (urgent first), or unlock."""
+        for queue in self._waiters:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # stays locked: ownership passes to the waiter
+                    return
+        self._locked = False
+
+    @asynccontextmanager
+    async def held(self, urgent: bool = False) -> AsyncIterator[None]:
+        await self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+class GroupCommit(Generic[T, R]):
+    """Group commit: items submitted while a transaction is being written go together into the next one.
+
+    ``submit(item)`` returns once the item is committed, with what ``write`` said for it; so nobody is
+    answered before their item is durable, and under load one transaction carries many items instead of one
+    each. An idle writer starts at once, so a lone item waits for nothing. ``write(session, items)`` returns
+    one result per item, in order. When a batch fails, its items are written one by one, so one bad item fails
+    only its own ``submit`` (which raises what ``write`` raised). ``urgent``: see :meth:`Database.transaction`.
+
+    ``writers`` transactions may be in flight at once (default: 1 on SQLite, which has one writer anyway; 3 on
+    PostgreSQL, where a commit mostly waits for the server's WAL flush and others can proceed meanwhile).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        write: Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 200,
+        urgent: bool = False,
+        writers: int | None = None,
+    ) -> None:
+        self.db = db
+        self.write = write
+        self.max_batch = max_batch
+        self.urgent = urgent
+        self.writers = writers or (1 if db.sqlite else 3)
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a caller that went away leaves no "exception never retrieved"
+        self._queue.append((item, future))
+        if len(self._running) < self.writers:
+            writer = asyncio.create_task(self._drain())
+            self._running.add(writer)
+            writer.add_done_callback(self._running.discard)
+        # The write goes on if the caller goes away: the item may be committed, and the next caller sees that.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            try:
+                results = await self._write([item for item, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    continue
+                log.warning(
+                    "group write of %d items failed (%s); writing them one by one", len(batch), type(exc).__name__
+                )
+                for item, future in batch:
+                    try:
+                        _settle(future, (await self._write([item]))[0])
+                    except Exception as single:
+                        _settle(future, single)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                _settle(future, result)
+
+    async def _write(self, items: list[T]) -> Sequence[R]:
+        async with self.db.transaction(urgent=self.urgent) as session:
+            results = await self.write(session, items)
+        if len(results) != len(items):
+            raise RuntimeError(f"group write returned {len(results)} results for {len(items)} items")
+        return results
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -131,6 +131,10 @@ class QueueColumns:
     finished_at: Mapped[datetime | None]
 
 
+# Unfinished rows in id order, on their own (migration 0005): the claim's order, whatever PostgreSQL's statistics say.
+_UNFINISHED = text("status IN ('pending', 'working')")
+
+
 class InboxEvent(QueueColumns, Base):
     """Everything that came in, stored before it was acknowledged."""
 
@@ -138,6 +142,7 @@ class InboxEvent(QueueColumns, Base):
     __table_args__ = (
         Index("ix_inbox_due", "status", "next_attempt_at"),
         Index("ix_inbox_lane", "lane", "status", "id"),
+        Index("ix_inbox_unfinished", "id", postgresql_where=_UNFINISHED, sqlite_where=_UNFINISHED),
     )
 
 
@@ -148,4 +153,106 @@ class OutboxItem(QueueColumns, Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_lane", "lane", "status", "id"),
+        Index("ix_outbox_unfinished", "id", postgresql_where=_UNFINISHED, sqlite_where=_UNFINISHED),
     )
+
+
+# --- Slack OAuth distribution (migration 0004) -----------------------------------------------------------------
+# The layouts of slack_sdk's SQLAlchemy installation and OAuth state stores (naive UTC DateTime columns, as
+# slack_sdk writes them), so ``AsyncSQLAlchemyInstallationStore``/``AsyncSQLAlchemyOAuthStateStore`` run on the
+# bridge's engine. Declared here too so the schema has one description next to the migrations.
+
+
+class SlackInstallation(Base):
+    """One OAuth installation of the Slack app (a workspace's bot token and what is needed to revoke it)."""
+
+    __tablename__ = "slack_installations"
+    __table_args__ = (
+        Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(32))
+    app_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    enterprise_name: Mapped[str | None] = mapped_column(String(200))
+    enterprise_url: Mapped[str | None] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    team_name: Mapped[str | None] = mapped_column(String(200))
+    bot_token: Mapped[str | None] = mapped_column(String(200))
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    bot_user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_scopes: Mapped[str | None] = mapped_column(String(1000))
+    bot_refresh_token: Mapped[str | None] = mapped_column(String(200))
+    bot_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime())
+    user_id: Mapped[str] = mapped_column(String(32))
+    user_token: Mapped[str | None] = mapped_column(String(200))
+    user_scopes: Mapped[str | None] = mapped_column(String(1000))
+    user_refresh_token: Mapped[str | None] = mapped_column(String(200))
+    user_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime())
+    incoming_webhook_url: Mapped[str | None] = mapped_column(String(200))
+    incoming_webhook_channel: Mapped[str | None] = mapped_column(String(200))
+    incoming_webhook_channel_id: Mapped[str | None] = mapped_column(String(200))
+    incoming_webhook_configuration_url: Mapped[str | None] = mapped_column(String(200))
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_type: Mapped[str | None] = mapped_column(String(32))
+    installed_at: Mapped[datetime] = mapped_column(DateTime(), server_default=func.now())
+
+
+class SlackBot(Base):
+    """The bot part of an installation (slack_sdk keeps it apart so user re-installs keep the bot token)."""
+
+    __tablename__ = "slack_bots"
+    __table_args__ = (Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(32))
+    app_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    enterprise_name: Mapped[str | None] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    team_name: Mapped[str | None] = mapped_column(String(200))
+    bot_token: Mapped[str | None] = mapped_column(String(200))
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    bot_user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_scopes: Mapped[str | None] = mapped_column(String(1000))
+    bot_refresh_token: Mapped[str | None] = mapped_column(String(200))
+    bot_token_expires_at: Mapped[datetime | None] = mapped_column(DateTime())
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    installed_at: Mapped[datetime] = mapped_column(DateTime(), server_default=func.now())
+
+
+class SlackOAuthState(Base):
+    """A single-use OAuth ``state`` issued by ``/slack/install``, consumed by ``/slack/oauth_redirect``."""
+
+    __tablename__ = "slack_oauth_states"
+    __table_args__ = (Index("ix_slack_oauth_states_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(200))
+    expire_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class SlackUninstall(Base):
+    """A workspace that uninstalled the app or revoked its token: why its links stopped moving, and since when."""
+
+    __tablename__ = "slack_uninstalls"
+    __table_args__ = (UniqueConstraint("team_id", name="uq_slack_uninstalls_team"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
+class SlackDirectoryEntry(Base):
+    """Which Slack workspace (team) a channel or user id was seen in: whose bot token may call Slack about it."""
+
+    __tablename__ = "slack_directory"
+    __table_args__ = (UniqueConstraint("slack_id", name="uq_slack_directory_slack_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slack_id: Mapped[str] = mapped_column(String(64))
+    team_id: Mapped[str] = mapped_column(String(32))
+    seen_at: Mapped[datetime]

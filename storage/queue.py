@@ -12,16 +12,18 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.db import mark_queued
 from storage.models import InboxEvent, OutboxItem
 
 QueueModel = type[InboxEvent] | type[OutboxItem]
@@ -72,8 +74,10 @@ async def enqueue(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert_fn(model).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    result = await session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    inserted = bool(getattr(await session.execute(statement), "rowcount", 0))
+    if inserted:
+        mark_queued(session, model.__tablename__)  # the workers of this queue are woken once it commits
+    return inserted
 
 
 async def exists_key(session: AsyncSession, model: QueueModel, key: str) -> bool:
@@ -101,11 +105,11 @@ async def unfinished_payloads(session: AsyncSession, model: QueueModel, lane: st
     return list((await session.execute(query)).scalars())
 
 
-async def claim(
-    session: AsyncSession, model: QueueModel, *, owner: str, lease: timedelta, limit: int = 10
-) -> list[Claimed]:
-    """Lease up to ``limit`` due rows, the head of each lane only."""
-    now = utcnow()
+@functools.cache
+def _claim_query(model: QueueModel, limit: int) -> Any:
+    """The claim statement, built once per queue and limit: building it (an aliased self-join) costs more CPU
+    than running it. ``claim_now`` is bound at each execution."""
+    now = bindparam("claim_now", type_=model.__table__.c.next_attempt_at.type)
     earlier = aliased(model)
     unfinished_before = exists().where(
         earlier.lane == model.lane,
@@ -116,14 +120,21 @@ async def claim(
         and_(model.status == PENDING, model.next_attempt_at <= now),
         and_(model.status == WORKING, model.lease_until < now),
     )
-    query = (
+    return (
         select(model)
         .where(due, ~unfinished_before)
         .order_by(model.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=model)
     )
-    rows: list[Any] = list((await session.execute(query)).scalars().all())
+
+
+async def claim(
+    session: AsyncSession, model: QueueModel, *, owner: str, lease: timedelta, limit: int = 10
+) -> list[Claimed]:
+    """Lease up to ``limit`` due rows, the head of each lane only."""
+    now = utcnow()
+    rows: list[Any] = list((await session.execute(_claim_query(model, limit), {"claim_now": now})).scalars().all())
     claimed: list[Claimed] = []
     for row in rows:
         expired_lease = row.status == WORKING
@@ -195,10 +206,77 @@ async def retry_later(
     return bool(getattr(await session.execute(statement), "rowcount", 0))
 
 
+async def defer(session: AsyncSession, model: QueueModel, row_id: int, owner: str, *, delay: float) -> bool:
+    """Put a claimed row back untouched until ``delay`` seconds from now (lease holder only).
+
+    For work that was not attempted (a send budget was used up): the claim's attempt is taken back, no error
+    is recorded and ``needs_verify`` stays as it was. The row keeps its place at the head of its lane.
+    """
+    statement = (
+        update(model)
+        .where(_held(model, row_id, owner))
+        .values(
+            status=PENDING,
+            attempts=model.attempts - 1,
+            next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay)),
+            lease_until=None,
+        )
+    )
+    return bool(getattr(await session.execute(statement), "rowcount", 0))
+
+
 async def give_up(session: AsyncSession, model: QueueModel, row_id: int, owner: str, *, error: str) -> bool:
     statement = (
         update(model)
         .where(_held(model, row_id, owner))
         .values(status=FAILED, last_error=error, finished_at=utcnow(), lease_until=None)
+    )
+    return bool(getattr(await session.execute(statement), "rowcount", 0))
+
+
+# --- failed rows, seen and re-queued by people (App Home's Retry: bot/home.py, ``retry <id>``) -----------------
+
+
+async def failed_in_lanes(session: AsyncSession, model: QueueModel, kind: str, lanes: list[str]) -> list[Any]:
+    """Rows of ``kind`` in ``lanes`` that gave up (status ``failed``), newest first (uses ``ix_outbox_lane``)."""
+    rows: list[Any] = []
+    for start in range(0, len(lanes), 500):
+        query = select(model).where(
+            model.lane.in_(lanes[start : start + 500]), model.status == FAILED, model.kind == kind
+        )
+        rows.extend((await session.execute(query)).scalars())
+    return sorted(rows, key=lambda row: row.id, reverse=True)
+
+
+async def working_in_lane(session: AsyncSession, model: QueueModel, lane: str) -> bool:
+    """Whether a row of ``lane`` is being worked on right now (claimed, lease held)."""
+    query = select(model.id).where(model.lane == lane, model.status == WORKING).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+async def requeue_failed(session: AsyncSession, model: QueueModel, row_id: int, *, payload: dict[str, Any]) -> bool:
+    """Put a row that gave up back in its lane, the very same row (same key): True when this call did it.
+
+    Conditional on the row still being ``failed``, so two people retrying at once re-queue it once. Attempts and
+    the error are reset; ``needs_verify`` is kept, so an attempt that may have taken effect is still checked at the
+    target first. ``created_at`` is when the row was queued: with ``needs_verify`` it stays (verification looks for
+    what was sent since then), else it becomes now, which starts a fresh give-up period.
+    """
+    now = utcnow()
+    statement = (
+        update(model)
+        .where(model.id == row_id, model.status == FAILED)
+        .values(
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            lease_until=None,
+            lease_owner=None,
+            last_error=None,
+            result=None,
+            finished_at=None,
+            payload=payload,
+            created_at=case((model.needs_verify.is_(True), model.created_at), else_=now),
+        )
     )
     return bool(getattr(await session.execute(statement), "rowcount", 0))

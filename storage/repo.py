@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Participant
+from bot.domain import Direction, Participant
 from storage.models import ChatMessage, ParticipantThread, StudyLink
 from storage.queue import utcnow
 
@@ -54,6 +54,18 @@ async def threads_for_respondent_user(
         ParticipantThread.respondent_user_id == respondent_user_id,
     )
     return list((await session.execute(query)).scalars())
+
+
+async def threads_of_study(session: AsyncSession, study_id: str) -> dict[str, ParticipantThread]:
+    """Every thread of the study by participant id (one query: reconcile compares them with Rally's list)."""
+    query = select(ParticipantThread).where(ParticipantThread.study_id == study_id)
+    return {thread.participant_id: thread for thread in (await session.execute(query)).scalars()}
+
+
+async def respondent_users_with_threads(session: AsyncSession, project_id: str) -> set[str]:
+    """Respondent user ids that have a thread in ``project_id``: whose messages the bridge mirrors."""
+    query = select(ParticipantThread.respondent_user_id).where(ParticipantThread.respondent_project_id == project_id)
+    return set((await session.execute(query)).scalars())
 
 
 async def threads_by_email(session: AsyncSession, email: str) -> list[ParticipantThread]:
@@ -108,11 +120,30 @@ async def message_by_platform_ts(session: AsyncSession, platform: str, channel: 
     return (await session.execute(query)).scalar_one_or_none()
 
 
+_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and asyncpg's parameter limits
+
+
 async def known_respondent_uids(session: AsyncSession, uids: list[str]) -> set[str]:
-    if not uids:
-        return set()
-    query = select(ChatMessage.respondent_uid).where(ChatMessage.respondent_uid.in_(uids))
-    return {uid for uid in (await session.execute(query)).scalars() if uid}
+    """Which of ``uids`` are mapped to a message of ours already (either direction)."""
+    known: set[str] = set()
+    for start in range(0, len(uids), _IN_CHUNK):
+        query = select(ChatMessage.respondent_uid).where(
+            ChatMessage.respondent_uid.in_(uids[start : start + _IN_CHUNK])
+        )
+        known.update(uid for uid in (await session.execute(query)).scalars() if uid)
+    return known
+
+
+async def mirrored_respondent_uids(session: AsyncSession, uids: list[str]) -> set[str]:
+    """Which of ``uids`` are participant messages the bridge mirrored (not relays of ours)."""
+    mirrored: set[str] = set()
+    for start in range(0, len(uids), _IN_CHUNK):
+        query = select(ChatMessage.respondent_uid).where(
+            ChatMessage.respondent_uid.in_(uids[start : start + _IN_CHUNK]),
+            ChatMessage.direction == Direction.FROM_PARTICIPANT.value,
+        )
+        mirrored.update(uid for uid in (await session.execute(query)).scalars() if uid)
+    return mirrored
 
 
 async def add_message(
@@ -172,3 +203,33 @@ async def set_message_state(
     if failure_reason is not None:
         values["failure_reason"] = failure_reason
     await session.execute(update(ChatMessage).where(ChatMessage.id == message_id).values(**values))
+
+
+async def last_messages(session: AsyncSession, thread_ids: list[int]) -> dict[tuple[int, str], ChatMessage]:
+    """The latest message each way of each thread, by (thread id, direction), in one query per 500 threads."""
+    latest: dict[tuple[int, str], ChatMessage] = {}
+    for start in range(0, len(thread_ids), _IN_CHUNK):
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(ChatMessage.thread_id, ChatMessage.direction),
+                order_by=(ChatMessage.sent_at.desc(), ChatMessage.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            select(ChatMessage.id, rank)
+            .where(ChatMessage.thread_id.in_(thread_ids[start : start + _IN_CHUNK]))
+            .subquery()
+        )
+        query = select(ChatMessage).join(ranked, ranked.c.id == ChatMessage.id).where(ranked.c.rank == 1)
+        for message in (await session.execute(query)).scalars():
+            latest[(message.thread_id, message.direction)] = message
+    return latest
+
+
+async def reset_failed_message(session: AsyncSession, message_id: int) -> None:
+    """A researcher's message whose delivery is being retried: pending again, the old failure reason cleared."""
+    await session.execute(
+        update(ChatMessage).where(ChatMessage.id == message_id).values(state="pending", failure_reason=None)
+    )

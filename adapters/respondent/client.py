@@ -59,7 +59,32 @@ def parse_conversation(obj: Any) -> Conversation:
                 user_ids.append(uid)
     raw_messages = obj.get("messages")
     messages = tuple(parse_message(m) for m in raw_messages) if isinstance(raw_messages, list) else ()
-    return Conversation(uid=obj["uid"], project_id=project_id, participant_user_ids=tuple(user_ids), messages=messages)
+    latest = obj.get("latestMessage")
+    latest_uid = _str_or_none(latest.get("uid")) if isinstance(latest, dict) else None
+    count = obj.get("messagesCount")
+    count = count if isinstance(count, int) and not isinstance(count, bool) else None
+    return Conversation(
+        uid=obj["uid"],
+        project_id=project_id,
+        participant_user_ids=tuple(user_ids),
+        messages=messages,
+        latest_message_uid=latest_uid,
+        messages_complete=_complete(raw_messages, messages, latest_uid, count),
+    )
+
+
+def _complete(raw: Any, messages: tuple[RespondentMessage, ...], latest_uid: str | None, count: int | None) -> bool:
+    """Whether ``messages`` are all of the conversation's messages, as far as the object itself tells.
+
+    The docs do not say whether lists embed messages, or how many (``respondent.md`` 3.6): without a
+    ``messages`` array, with fewer than ``messagesCount``, or without the ``latestMessage`` among them, they are
+    not taken as complete. A conversation that says it has none (``messagesCount: 0``) is complete.
+    """
+    if not isinstance(raw, list):
+        return count == 0
+    if count is not None and count > len(messages):
+        return False
+    return latest_uid is None or any(m.uid == latest_uid for m in messages)
 
 
 class RespondentClient:
@@ -90,7 +115,8 @@ class RespondentClient:
         await self._http.close()
 
     async def list_conversations(self, project_id: str) -> list[Conversation]:
-        """Every conversation of ``project_id``, all pages, messages embedded (de-duplicated by uid)."""
+        """Every conversation of ``project_id``, all pages (de-duplicated by uid), with the messages the list
+        embeds: ``Conversation.messages_complete`` says whether they are all of them."""
         what = "GET /v1/messaging/conversations"
         found: dict[str, Conversation] = {}
         read = 0

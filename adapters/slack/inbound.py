@@ -21,6 +21,8 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import interactive
+from adapters.slack.membership import ChannelMembership
 from bot import inbound
 from bot.inbound import InboundEvent
 from bot.inbox import StorageUnavailable
@@ -83,17 +85,35 @@ def message_event(body: dict[str, Any], event: dict[str, Any]) -> InboundEvent |
     )
 
 
+def home_opened_event(body: dict[str, Any], event: dict[str, Any]) -> InboundEvent | None:
+    """``app_home_opened`` on the Home tab, keyed by its event id; None for the Messages/About tabs."""
+    user = event.get("user")
+    if event.get("tab") != "home" or not isinstance(user, str) or not user:
+        return None
+    event_id = body.get("event_id") or f"{user}:{event.get('event_ts')}"
+    return inbound.home_opened(
+        platform=PLATFORM, event_id=str(event_id), workspace=str(body.get("team_id") or ""), user_id=user
+    )
+
+
 def _same_text(event: dict[str, Any]) -> bool:
     return (event.get("message") or {}).get("text") == (event.get("previous_message") or {}).get("text")
 
 
-def build_bolt_app(*, client: AsyncWebClient, signing_secret: str | None, record: Record) -> AsyncApp:
-    """The Bolt app. ``signing_secret`` None means Socket Mode (no HTTP requests to verify)."""
+def build_bolt_app(
+    *, client: AsyncWebClient, signing_secret: str | None, record: Record, **bolt_options: Any
+) -> AsyncApp:
+    """The Bolt app. ``signing_secret`` None means Socket Mode (no HTTP requests to verify).
+
+    ``bolt_options`` go to ``AsyncApp`` as they are: OAuth mode passes its flow and ``authorize`` there
+    (``adapters/slack/oauth.py``).
+    """
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,
         request_verification_enabled=signing_secret is not None,
+        **bolt_options,
     )
 
     @app.event("message")
@@ -104,9 +124,23 @@ def build_bolt_app(*, client: AsyncWebClient, signing_secret: str | None, record
             return
         await record(translated)
 
+    @app.event("app_home_opened")
+    async def on_home_opened(body: dict[str, Any], event: dict[str, Any]) -> None:
+        translated = home_opened_event(body, event)
+        if translated is None:
+            log.debug("app_home_opened ignored (tab=%s)", event.get("tab"))
+            return
+        await record(translated)  # processing publishes the person's home (bot/home.py)
+
+    membership = ChannelMembership()
+
     @app.command("/rally")
-    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def on_command(ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient) -> None:
         text = (command.get("text") or "").strip()
+        problem = await membership.problem(client, command["channel_id"])
+        if problem is not None:  # the bot could not answer in this channel: say how to fix it, store nothing
+            await ack(response_type="ephemeral", text=problem)
+            return
         request_id = command.get("trigger_id") or f"{command.get('channel_id')}:{time.time_ns()}"
         await record(
             inbound.chat_command(
@@ -121,10 +155,15 @@ def build_bolt_app(*, client: AsyncWebClient, signing_secret: str | None, record
         word = text.split()[0].lower() if text else "help"
         await ack(response_type="ephemeral", text=_command_ack(word, text))
 
+    interactive.register(app, record)  # buttons and scheduling modals
+
     @app.error
     async def on_error(error: Exception) -> BoltResponse:
         if isinstance(error, StorageUnavailable):
             return BoltResponse(status=503, body="storage unavailable, retry")
+        if isinstance(error, interactive.BadInteraction):
+            body = json.dumps({"error": str(error)})
+            return BoltResponse(status=400, body=body, headers={"content-type": "application/json"})
         log.error("Slack listener failed: %s", type(error).__name__)
         return BoltResponse(status=500, body="")
 

@@ -15,6 +15,9 @@ Design decisions (documented here once):
   order with keys ``key#1``, ``key#2``...; each part's header says ``part i/n``. Before posting a split
   message the thread is scanned and only missing parts are posted, so a retry completes a partial post.
   ``find_post`` reports such a message only when every part exists.
+* ``chat.postMessage`` is paced per channel and per workspace when a ``SlackPacer`` is given (the composition
+  root builds one from settings): a post over budget raises ``Paced`` before anything is sent, and a 429 holds
+  back only its channel for ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,8 +35,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import format as fmt
-from bot.domain import ChatUser, PostedMessage
+from adapters.slack import home, interactive
+from adapters.slack.pacing import SlackPacer
+from bot.domain import Action, ChatUser, PostedMessage
 from bot.errors import NotFound, PermanentFailure, RallyBridgeError, TemporaryFailure, UnknownOutcome
+from bot.home import HomeView
 from bot.ports import ThreadRoot
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,8 @@ _REASONS = {
     "message_not_found": "the Slack message does not exist",
     "user_not_found": "the Slack user does not exist",
     "user_not_in_channel": "the Slack user is not in the channel",
+    "not_enabled": "the Slack app's Home tab is not enabled (App Home settings)",
+    "invalid_arguments": "Slack rejected the request's arguments",
 }
 _NOT_FOUND = {"channel_not_found", "thread_not_found", "message_not_found", "user_not_found"}
 
@@ -85,6 +93,8 @@ def _error_code(exc: SlackApiError) -> str:
 
 def map_error(method: str, exc: BaseException) -> RallyBridgeError:
     """Translate a slack_sdk / aiohttp failure of ``method`` into a ``bot.errors`` exception."""
+    if isinstance(exc, RallyBridgeError):
+        return exc  # already decided (e.g. no installation for the channel's workspace: adapters/slack/oauth.py)
     if isinstance(exc, SlackApiError):
         response = exc.response
         status = int(getattr(response, "status_code", 0) or 0)
@@ -159,10 +169,16 @@ class SlackPlatform:
         scan_limit: int = 200,
         scan_pages: int = 5,
         user_cache_seconds: float = 600.0,
+        pacer: SlackPacer | None = None,
     ) -> None:
-        """Wrap ``client``; its SDK retry handlers are removed (the outbox owns retries)."""
+        """Wrap ``client``; its SDK retry handlers are removed (the outbox owns retries).
+
+        ``pacer`` paces ``chat.postMessage`` per channel and workspace (``adapters/slack/pacing.py``); None: no
+        pacing (429s are still mapped to retries with ``Retry-After``).
+        """
         client.retry_handlers = []
         self._client = client
+        self.pacer = pacer
         self._max_text = max_text_chars
         self._scan_limit = scan_limit
         self._scan_pages = scan_pages
@@ -208,7 +224,14 @@ class SlackPlatform:
             args["thread_ts"] = thread_ts
         if blocks is not None:
             args["blocks"] = blocks
-        data = await self._guard("chat.postMessage", self._client.chat_postMessage(**args))
+        if self.pacer is not None:
+            await self.pacer.acquire(channel)  # may raise Paced: nothing sent, the outbox defers the row
+        try:
+            data = await self._guard("chat.postMessage", self._client.chat_postMessage(**args))
+        except TemporaryFailure as exc:
+            if self.pacer is not None and exc.retry_after is not None:  # a 429: hold this channel only
+                self.pacer.rate_limited(channel, exc.retry_after)
+            raise
         return PostedMessage(channel=str(data.get("channel") or channel), ts=str(data["ts"]))
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
@@ -235,6 +258,8 @@ class SlackPlatform:
             {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]},
         ]
+        if root.participant_id:  # Remind / Follow up / Send scheduling link (adapters/slack/interactive.py)
+            blocks.append(interactive.root_actions(root.participant_id, root.participant_name, root.study_name))
         text = fmt.escape("\n".join([*fallback, hint]))
         return await self._post(channel, key, text=text, blocks=blocks)
 
@@ -266,12 +291,22 @@ class SlackPlatform:
         """Post the bot's own plain-text notice (escaped) in the channel or a thread."""
         return await self._post(channel, key, text=fmt.escape(text), thread_ts=thread_ts)
 
-    async def post_private(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
-        """Tell ``user_id`` something only they see (``chat.postEphemeral``)."""
+    async def post_private(
+        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+    ) -> None:
+        """Tell ``user_id`` something only they see (``chat.postEphemeral``); ``actions`` as buttons under it."""
         args: dict[str, Any] = {"channel": channel, "user": user_id, "text": fmt.escape(text)}
+        if actions:
+            args["blocks"] = interactive.private_blocks(text, actions)
         if thread_ts is not None:
             args["thread_ts"] = thread_ts
         await self._guard("chat.postEphemeral", self._client.chat_postEphemeral(**args))
+
+    async def publish_home(self, user_id: str, view: HomeView) -> None:
+        """Draw ``user_id``'s App Home tab (``views.publish``; ``bot.ports.HomeSurface``): escaped Block Kit within
+        Slack's limits (``adapters/slack/home.py``). Publishing replaces the tab, so repeating it is harmless."""
+        call = self._client.views_publish(user_id=user_id, view=home.home_view(view))
+        await self._guard("views.publish", call)
 
     async def add_reaction(self, channel: str, ts: str, name: str) -> None:
         """Add emoji ``name`` to a message; an existing reaction counts as success."""

@@ -99,9 +99,9 @@ class ConnectorClient:
 
     async def create_conversation(self, service_url: str, params: dict[str, Any], *, pace: str) -> dict[str, Any]:
         """``POST /v3/conversations`` (a new post in a channel, or a personal chat)."""
-        await self.pacer.acquire(pace)
         url = f"{self._base(service_url)}/v3/conversations"
-        result = await self._call("POST", url, "POST /v3/conversations", params)
+        async with self.pacer.slot(pace):  # counted when the answer is back (adapters/teams/pacing.py)
+            result = await self._call("POST", url, "POST /v3/conversations", params)
         if not isinstance(result, dict) or not result.get("id"):
             raise malformed(SERVICE, "POST /v3/conversations", "no conversation id")
         return result
@@ -110,13 +110,13 @@ class ConnectorClient:
         self, service_url: str, conversation_id: str, activity: dict[str, Any], *, reply_to: str | None = None
     ) -> str:
         """Send ``activity`` into a conversation (as a reply to ``reply_to`` if given); returns its id."""
-        await self.pacer.acquire(conversation_id)
         path = f"/v3/conversations/{quote(conversation_id, safe='')}/activities"
         what = "POST /v3/conversations/{id}/activities"
         if reply_to:
             path += f"/{quote(reply_to, safe='')}"
             what += "/{replyToId}"
-        result = await self._call("POST", self._base(service_url) + path, what, activity)
+        async with self.pacer.slot(conversation_id):
+            result = await self._call("POST", self._base(service_url) + path, what, activity)
         activity_id = result.get("id") if isinstance(result, dict) else None
         if not activity_id:
             raise malformed(SERVICE, what, "no activity id")

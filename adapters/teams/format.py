@@ -137,3 +137,49 @@ def root_card(
 def root_summary(participant_name: str, study_name: str) -> str:
     """Plain summary shown in notifications and by clients that cannot render the card."""
     return f"{participant_name} · {study_name}. Reply in this thread to message them."
+
+
+# --- buttons under a private reply (bot.domain.Action) ------------------------------------------------------
+
+ACTION_KEY = "rallybridge"  # the Action.Submit data the bridge reads back: {"rallybridge": {"command", "channel"}}
+ACTIONS_PER_SET = 5  # Teams shows a handful of actions per set; more go into further sets
+MAX_CARD_ACTIONS = 25  # a card stays well under Teams' 28 KB; the text always names the command for the rest
+_ACTION_STYLES = {"primary": "positive", "danger": "destructive"}
+
+
+def private_card(text: str, actions: list[tuple[str, str, str | None]], channel: str) -> dict[str, Any]:
+    """A private reply with buttons: the text (one Markdown-escaped block per line), then one ``Action.Submit`` per
+    action (``(label, command, style)``). A click sends ``data`` back as the activity's ``value``; it names the
+    channel, because the private reply lives in a 1:1 chat but the command belongs to the channel."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": escape_markdown(line) if line.strip() else " ", "wrap": True, "spacing": "None"}
+        for line in text.split("\n")
+    ]
+    submits = [
+        {
+            "type": "Action.Submit",
+            "title": label,
+            "data": {ACTION_KEY: {"command": command, "channel": channel}},
+            **({"style": _ACTION_STYLES[style]} if style is not None and style in _ACTION_STYLES else {}),
+        }
+        for label, command, style in actions[:MAX_CARD_ACTIONS]
+    ]
+    for start in range(0, len(submits), ACTIONS_PER_SET):
+        body.append({"type": "ActionSet", "actions": submits[start : start + ACTIONS_PER_SET]})
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.4",
+        "body": body,
+    }
+
+
+def submitted_command(value: Any) -> tuple[str, str] | None:
+    """``(command, channel)`` from an ``Action.Submit`` value the bridge put on a card; None for anything else."""
+    data = value.get(ACTION_KEY) if isinstance(value, dict) else None
+    if not isinstance(data, dict):
+        return None
+    command, channel = data.get("command"), data.get("channel")
+    if not isinstance(command, str) or not command.strip() or not isinstance(channel, str) or not channel:
+        return None
+    return command.strip(), channel

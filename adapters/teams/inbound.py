@@ -11,6 +11,8 @@ Translation (``workspace`` = tenant id, ``channel`` = the Teams channel id ``19:
 * a channel message that @mentions the bot and is a new post, or whose first word is a command word, is a
   ``chat_command`` (the mention removed); any other channel message is a ``chat_message``;
 * ``messageUpdate`` / ``messageDelete`` (edit, soft delete) -> ``chat_message_changed``;
+* a card button (``Action.Submit``: a message with our ``value`` and no text) -> ``chat_command`` with the command
+  and channel the button carries (``format.private_card``), in a personal chat or a channel;
 * a message in a personal chat with the bot -> ``chat_command`` ``help`` (studies are linked in channels);
 * the bot's own activities, group chats and other activity types are acknowledged and ignored.
 """
@@ -136,6 +138,20 @@ def event_of(activity: Activity) -> InboundEvent | None:
     kind = _conversation_type(activity)
     user_id = activity.from_property.id
     tenant = _tenant(activity)
+    submitted = fmt.submitted_command(activity.value) if activity.type == ActivityTypes.message else None
+    if submitted is not None:
+        # A button on one of our cards (Action.Submit): the command it carries, for the channel it names,
+        # exactly as if typed there; keyed by the activity, so a redelivered click is one row.
+        command, channel = submitted
+        return inbound.chat_command(
+            platform=PLATFORM,
+            request_id=f"{activity.conversation.id}:{activity.id}",
+            workspace=tenant,
+            channel=channel,
+            user_id=user_id,
+            text=command,
+            tz=getattr(activity, "local_timezone", None),
+        )
     if kind == "personal":
         if activity.type != ActivityTypes.message:
             return None

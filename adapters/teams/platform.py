@@ -21,11 +21,12 @@ What differs from Slack, and why (also in docs/teams.md):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from adapters.teams import format as fmt
 from adapters.teams.connector import ConnectorClient
-from bot.domain import ChatUser, PostedMessage
+from bot.domain import Action, ChatUser, PostedMessage
 from bot.errors import NotFound, PermanentFailure
 from bot.ports import ThreadRoot
 from storage.teams import SENT, ConversationContext, TeamsStore
@@ -155,29 +156,44 @@ class TeamsPlatform:
         await self.store.remember(personal, f"personal:{user_id}", None)
         return conversation_id
 
-    async def post_private(self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None) -> None:
-        """A personal 1:1 message to ``user_id`` (Teams has no ephemeral messages); see the module docstring."""
+    async def post_private(
+        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+    ) -> None:
+        """A personal 1:1 message to ``user_id`` (Teams has no ephemeral messages); see the module docstring.
+        With ``actions`` it is an Adaptive Card with one ``Action.Submit`` per action (see ``fmt.private_card``)."""
         personal = await self.store.conversation(f"personal:{user_id}")
         context = personal or await self._channel(channel)
-        body = fmt.escape(fmt.teams_wording(text, self.bot_name))
+        wording = fmt.teams_wording(text, self.bot_name)
+        body = fmt.escape(wording)
+        extra: dict[str, Any] = {}
+        if actions:
+            buttons = [(a.label, a.command, a.style) for a in actions]
+            card = fmt.private_card(wording, buttons, channel)
+            extra = {"attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
         try:
             conversation = await self._personal_conversation(user_id, context)
         except PermanentFailure as exc:
             if channel.startswith("19:"):
                 log.info("no personal chat with a Teams user (%s); telling them in the channel", exc.reason)
-                await self._mention_in_channel(channel, user_id, body, thread_ts)
+                await self._mention_in_channel(channel, user_id, body, thread_ts, extra)
                 return
             raise
-        await self.connector.send(context.service_url, conversation, self._message(context, body))
+        activity = self._message(context, body, **extra)
+        if extra:
+            del activity["text"]  # the card carries the text
+            activity["summary"] = wording.split("\n", 1)[0]
+        await self.connector.send(context.service_url, conversation, activity)
 
-    async def _mention_in_channel(self, channel: str, user_id: str, body: str, thread_ts: str | None) -> None:
+    async def _mention_in_channel(
+        self, channel: str, user_id: str, body: str, thread_ts: str | None, extra: dict[str, Any] | None = None
+    ) -> None:
         context = await self._channel(channel)
         known = await self.store.user(user_id)
         name = fmt.escape(known.name if known else "you")
         mention = f"<at>{name}</at>"
         text = f"{mention} (I couldn't message you privately) {body}"
         entity = {"type": "mention", "text": mention, "mentioned": {"id": user_id, "name": name}}
-        activity = self._message(context, text, entities=[entity])
+        activity = self._message(context, text, entities=[entity], **(extra or {}))
         if thread_ts is None:
             params = {
                 "isGroup": True,

@@ -13,14 +13,15 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
+from bot import logs, texts
 from bot.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
 from bot.errors import PermanentFailure, UnknownOutcome
+from bot.home import HomeView
 from bot.pipeline import outbox
 from bot.pipeline.intake import Apply
 from bot.pipeline.outbox import Effect
 from bot.pipeline.services import Services
-from bot.ports import ChatPlatform, ThreadRoot
+from bot.ports import ChatPlatform, HomeSurface, ThreadRoot
 from storage import repo
 from storage.models import OutboxItem, ParticipantThread
 from storage.queue import Claimed, exists_key, unfinished_payloads
@@ -28,7 +29,7 @@ from storage.queue import Claimed, exists_key, unfinished_payloads
 log = logging.getLogger(__name__)
 
 DELIVERED_REACTION = "white_check_mark"
-FAILED_REACTION = "x"
+FAILED_REACTION = outbox.FAILED_REACTION
 PENDING_REACTION = outbox.PENDING_REACTION
 
 
@@ -64,6 +65,7 @@ async def perform(services: Services, item: Claimed) -> Apply:
                 study_name=await _study_name(services, thread.study_id),
                 session_starts_at=thread.session_starts_at,
                 scheduling_url=thread.scheduling_url,
+                participant_id=thread.participant_id,
             )
             posted = await chat.post_thread_root(thread.channel, root, key=item.key)
         return _store_root(thread.id, posted)
@@ -86,9 +88,10 @@ async def perform(services: Services, item: Claimed) -> Apply:
             await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=thread_ts)
         return _nothing
     if effect is Effect.PRIVATE:
+        buttons = {"actions": outbox.actions_of(p)} if p.get("actions") else {}
         try:
             await services.chat(p["platform"]).post_private(
-                p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts")
+                p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts"), **buttons
             )
         except UnknownOutcome:
             # Ephemeral messages cannot be looked up afterwards: at most once beats twice.
@@ -105,6 +108,13 @@ async def perform(services: Services, item: Claimed) -> Apply:
     if effect is Effect.ARCHIVE:
         archive_id = await services.rally.archive(outbox.archive_entry(p))
         log.debug("archived %s as %s", item.key, archive_id)
+        return _nothing
+    if effect is Effect.PUBLISH_HOME:
+        # Publishing replaces the whole view, so after an unknown outcome it is simply done again.
+        surface = services.chat(p["platform"])
+        if not isinstance(surface, HomeSurface):
+            raise PermanentFailure(f"the {p['platform']} platform has no home view")
+        await surface.publish_home(p["user_id"], HomeView.from_dict(p["view"]))
         return _nothing
     raise PermanentFailure(f"unknown effect {item.kind}")  # pragma: no cover
 
@@ -169,22 +179,26 @@ async def _relay(services: Services, item: Claimed) -> Apply:
         respondent_message_uid=sent.uid,
     )
     thread_id, message_id, channel, platform = thread.id, p["message_id"], thread.channel, thread.platform
+    round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bot/pipeline/intake.py)
     message_uid = sent.uid
 
     async def apply(session: AsyncSession) -> None:
         await repo.set_message_state(session, message_id, state="delivered", respondent_uid=message_uid)
         await outbox.archive(session, thread_id, entry)
         if author.get("platform_ts"):  # scheduled sends have no researcher post to mark
-            await _settle_marks(session, platform, channel, author["platform_ts"], DELIVERED_REACTION)
+            await _settle_marks(session, platform, channel, author["platform_ts"], DELIVERED_REACTION, round_)
 
     return apply
 
 
-async def _settle_marks(session: AsyncSession, platform: str, channel: str, ts: str, final: str) -> None:
-    """Replace the pending mark (if the reply ever showed one) by ``final``; same lane, so in this order."""
-    if await exists_key(session, OutboxItem, outbox.reaction_key(platform, channel, ts, PENDING_REACTION)):
-        await outbox.unreaction(session, platform, channel, ts, PENDING_REACTION)
-    await outbox.reaction(session, platform, channel, ts, final)
+async def _settle_marks(
+    session: AsyncSession, platform: str, channel: str, ts: str, final: str, round_: str = ""
+) -> None:
+    """Replace the pending mark (if the reply ever showed one in this round) by ``final``; same lane, so in this
+    order. ``round_``: ``outbox.delivery_round`` of the relay (a retried relay's marks are new ones)."""
+    if await exists_key(session, OutboxItem, outbox.reaction_key(platform, channel, ts, PENDING_REACTION, round_)):
+        await outbox.unreaction(session, platform, channel, ts, PENDING_REACTION, round_)
+    await outbox.reaction(session, platform, channel, ts, final, round_)
 
 
 async def on_temporary_failure(services: Services, item: Claimed, reason: str) -> Apply | None:
@@ -201,7 +215,10 @@ async def on_temporary_failure(services: Services, item: Claimed, reason: str) -
         for payload in await unfinished_payloads(session, OutboxItem, item.lane, from_id=item.id):
             ts = (payload.get("author") or {}).get("platform_ts")
             if ts:
-                await outbox.reaction(session, thread.platform, thread.channel, ts, PENDING_REACTION)
+                # The mark belongs to that reply's journey: it carries that reply's correlation id.
+                with logs.correlated(payload.get(logs.CORRELATION_ID)):
+                    round_ = outbox.delivery_round(payload)
+                    await outbox.reaction(session, thread.platform, thread.channel, ts, PENDING_REACTION, round_)
 
     return mark
 
@@ -262,12 +279,14 @@ async def on_permanent_failure(services: Services, item: Claimed, reason: str) -
     if effect is Effect.RELAY:
         thread = await _thread(services, p["thread_id"])
         ts = p["author"].get("platform_ts")
+        round_ = outbox.delivery_round(p)
 
         async def tell(session: AsyncSession) -> None:
             await repo.set_message_state(session, p["message_id"], state="failed", failure_reason=reason)
-            await outbox.notice_in_thread(session, thread, f"failed:{item.key}", texts.not_delivered(reason))
+            notice = texts.not_delivered(reason, item.id)  # names the row: /rally retry <id>, Retry on the home
+            await outbox.notice_in_thread(session, thread, f"failed:{item.key}{round_}", notice)
             if ts:
-                await _settle_marks(session, thread.platform, thread.channel, ts, FAILED_REACTION)
+                await _settle_marks(session, thread.platform, thread.channel, ts, FAILED_REACTION, round_)
 
         return tell
     if effect is Effect.ARCHIVE:

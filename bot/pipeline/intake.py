@@ -8,25 +8,27 @@ every write is keyed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.commands import parse_command
+from bot import home, texts
+from bot.commands import Command, parse_command
 from bot.domain import ArchiveEntry, AuthorType, Conversation, Direction, Participant, Source, Study
 from bot.errors import NotFound, PermanentFailure
-from bot.inbound import EventKind, reconcile_study
+from bot.inbound import HOME, EventKind, InboundEvent
 from bot.inbox import lane_for
-from bot.permissions import Decision, may_act_for_study, may_message_participant
-from bot.pipeline import outbox
+from bot.permissions import Decision, may_act_for_study
+from bot.pipeline import access, outbox
 from bot.pipeline.services import Services
 from bot.reminders import commands as reminder_commands
 from bot.reminders import firing as reminder_firing
-from storage import repo
-from storage.models import InboxEvent, ParticipantThread, StudyLink
+from bot.reminders import session_moves
+from storage import queue, repo
+from storage.models import InboxEvent, OutboxItem, ParticipantThread, StudyLink
 from storage.queue import Claimed, enqueue, utcnow
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,16 @@ async def _command(services: Services, event: Claimed) -> Apply:
 
         return apply
 
+    if p.get("origin") == HOME:
+        return await _from_home(services, event, command)
     if command.name == "help":
         return reply(texts.help_text(marker))
+    if command.name == "retry":
+
+        async def answer(session: AsyncSession, text: str) -> None:
+            await outbox.private(session, platform, event.key, channel, user_id, text)
+
+        return await _retry(services, event, command, answer, from_home=False)
     if command.name in reminder_commands.COMMANDS:
         return await reminder_commands.handle(services, event)
     if command.name not in ("link", "unlink"):
@@ -117,8 +127,96 @@ async def _command(services: Services, event: Claimed) -> Apply:
             event.key,
             texts.linked(study.name, study.study_id, user.name, len(participants)),
         )
-        for participant in participants:
-            await _ensure_thread(session, link, participant)
+        created = [await _ensure_thread(session, link, participant) for participant in participants]
+        await _catch_up(session, link, [thread for thread, is_new in created if is_new], event.key)
+
+    return apply
+
+
+async def _from_home(services: Services, event: Claimed, command: Command) -> Apply:
+    """A button clicked on the clicker's home (``origin`` home: no channel). Only Retry and Cancel are there; the
+    answer is the home published again with a status line (``bot/home.py``)."""
+    p = event.payload
+    who = await home.viewer(services, p["platform"], p["workspace"], p["user_id"])
+    answer = home.republish(who, event.key, marker=services.internal_note_marker)
+    if command.name == "retry":
+        return await _retry(services, event, command, answer, from_home=True)
+    if command.name == "cancel":
+        return await home.cancel(services, who, " ".join(command.args), answer)
+
+    async def refuse(session: AsyncSession) -> None:
+        await answer(session, texts.home_not_here(command.name))
+
+    return refuse
+
+
+async def _retry(
+    services: Services, event: Claimed, command: Command, answer: home.Answer, *, from_home: bool
+) -> Apply:
+    """``retry <id>``: send a relay that gave up again, the very same outbox row (same key: exactly once, and an
+    attempt whose outcome was unknown is still verified at Respondent first). Only a failed relay, only by someone
+    who may message that participant now; typed, only in the study's channel, and the confirmation comes privately
+    in the participant's thread; clicked on the home, for any study of the clicker's workspace, answered there."""
+    p = event.payload
+    wanted = (command.args[0] if command.args else "").lstrip("#")
+
+    def say(text: str) -> Apply:
+        async def apply(session: AsyncSession) -> None:
+            await answer(session, text)
+
+        return apply
+
+    if not wanted.isdigit():
+        return say(texts.retry_usage())
+    delivery_id = int(wanted)
+    async with services.db.transaction() as session:
+        row = await session.get(OutboxItem, delivery_id)
+        relay = row is not None and row.kind == outbox.Effect.RELAY.value
+        thread = await repo.thread_by_id(session, int(row.payload.get("thread_id") or 0)) if relay and row else None
+        link = await repo.link_for_study(session, thread.study_id) if thread is not None else None
+        status = row.status if row is not None else ""
+    if thread is None or link is None or thread.platform != p["platform"]:
+        return say(texts.retry_not_found(wanted))
+    if (thread.workspace if from_home else thread.channel) != (p["workspace"] if from_home else p["channel"]):
+        return say(texts.retry_not_found(wanted))
+    if status != queue.FAILED:
+        return say(texts.retry_not_failed(delivery_id, status))
+    user = await services.chat(p["platform"]).lookup_user(p["user_id"])
+    decision = await access.may_message(services, user, thread, link)
+    if not decision.allowed:
+        return say(decision.reason)
+    who = decision.rally_user.fullname if decision.rally_user else user.name
+    thread_id, name, lane = thread.id, thread.display_name, f"relay:{thread.id}"
+
+    async def apply(session: AsyncSession) -> None:
+        current = await session.get(OutboxItem, delivery_id)
+        if current is None or current.status != queue.FAILED:
+            await answer(session, texts.retry_not_failed(delivery_id, current.status if current else "done"))
+            return
+        if await queue.working_in_lane(session, OutboxItem, lane):
+            await answer(session, texts.retry_busy(delivery_id, name))  # two relays to one person never overlap
+            return
+        payload = {**current.payload, "retries": int(current.payload.get("retries") or 0) + 1}
+        if not await queue.requeue_failed(session, OutboxItem, delivery_id, payload=payload):
+            await answer(session, texts.retry_not_failed(delivery_id, "pending"))
+            return
+        thread_now = await repo.thread_by_id(session, thread_id)
+        assert thread_now is not None
+        await repo.reset_failed_message(session, int(payload["message_id"]))
+        round_ = outbox.delivery_round(payload)
+        ts = (payload.get("author") or {}).get("platform_ts")
+        if ts:  # the reply's ❌ comes off; ✅ (or ❌ again) follows with the new outcome
+            failed_mark = outbox.FAILED_REACTION
+            await outbox.unreaction(session, thread_now.platform, thread_now.channel, ts, failed_mark, round_)
+        notice = texts.retry_notice(who, delivery_id, name)
+        await outbox.notice_in_thread(session, thread_now, f"retry:{delivery_id}{round_}", notice)
+        confirmation = texts.retry_queued(delivery_id, name)
+        if from_home:
+            await answer(session, confirmation)
+        else:
+            await outbox.private(
+                session, p["platform"], event.key, thread_now.channel, p["user_id"], confirmation, thread_now.thread_ts
+            )
 
     return apply
 
@@ -149,23 +247,44 @@ def _bridgeable(participant: Participant) -> bool:
     return participant.is_approved and bool(participant.respondent_user_id)
 
 
-async def _ensure_thread(session: AsyncSession, link: StudyLink, participant: Participant) -> ParticipantThread:
+async def _ensure_thread(
+    session: AsyncSession, link: StudyLink, participant: Participant
+) -> tuple[ParticipantThread, bool]:
+    """The participant's thread, its root queued when it is new. Returns (thread, created); the caller queues
+    one catch-up read for the threads it created (:func:`_catch_up`)."""
     thread, created = await repo.insert_thread(session, link, participant)
     if created:
         await outbox.post_root(session, thread)
-        # Messages the participant wrote before their thread existed are picked up from Respondent now.
-        catch_up = reconcile_study(study_id=link.study_id, cycle=f"new-thread:{participant.participant_id}")
-        await enqueue(
-            session,
-            InboxEvent,
-            key=catch_up.key,
-            kind=catch_up.kind.value,
-            lane=lane_for(catch_up),
-            payload=catch_up.payload,
-        )
     else:
-        await repo.refresh_thread_facts(session, thread, participant)
-    return thread
+        await _refresh_facts(session, thread, participant)
+    return thread, created
+
+
+async def _refresh_facts(session: AsyncSession, thread: ParticipantThread, participant: Participant) -> None:
+    """Session time, scheduling link and opt-out from Rally; reminders counted back from the session follow it."""
+    was = thread.session_starts_at
+    await repo.refresh_thread_facts(session, thread, participant)
+    await session_moves.follow_session(session, thread, was, thread.session_starts_at)
+
+
+async def _catch_up(session: AsyncSession, link: StudyLink, threads: list[ParticipantThread], cause: str) -> None:
+    """Messages the participants wrote before their threads existed are picked up from Respondent now, in one
+    read of the project for every thread ``cause`` (one inbox event) opened, after this transaction commits."""
+    if not threads:
+        return
+    digest = hashlib.sha256(cause.encode()).hexdigest()[:16]
+    event = InboundEvent(
+        key=f"reconcile:{link.study_id}:catch-up:{digest}",
+        kind=EventKind.RECONCILE_STUDY,
+        payload={
+            "study_id": link.study_id,
+            "catch_up": True,
+            "respondent_user_ids": sorted({t.respondent_user_id for t in threads}),
+        },
+    )
+    await enqueue(
+        session, InboxEvent, key=event.key, kind=event.kind.value, lane=lane_for(event), payload=event.payload
+    )
 
 
 # --- researcher replies in a thread --------------------------------------------------------------------
@@ -195,18 +314,7 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
 
     chat = services.chat(p["platform"])
     user = await chat.lookup_user(user_id)
-    team = await services.rally.get_team(thread.study_id)
-    users = await services.rally.find_users_by_email(user.email) if user.email else []
-    decision = may_message_participant(
-        email=user.email,
-        chat_name=user.name,
-        study_name=link.study_name,
-        link_active=link.active,
-        participant_name=thread.display_name,
-        participant_opted_out=thread.opted_out,
-        team=team,
-        rally_users=users,
-    )
+    decision = await access.may_message(services, user, thread, link)
     if not decision.allowed:
         return _private_notices(p["platform"], key, channel, user_id, thread_ts, [decision.reason])
     body = await chat.to_plain_text(text)
@@ -387,10 +495,11 @@ def _apply_participant(study_id: str, participant: Participant, key: str) -> App
             return
         thread = await repo.thread_for_participant(session, study_id, participant.participant_id)
         if thread is None and _bridgeable(participant):
-            thread = await _ensure_thread(session, link, participant)
+            thread, created = await _ensure_thread(session, link, participant)
+            await _catch_up(session, link, [thread] if created else [], key)
         elif thread is not None:
             was_opted_out = thread.opted_out
-            await repo.refresh_thread_facts(session, thread, participant)
+            await _refresh_facts(session, thread, participant)
             if thread.opted_out and not was_opted_out:
                 await _opted_out_notice(session, thread)
 
@@ -418,21 +527,97 @@ async def _person_opted_out(services: Services, event: Claimed) -> Apply:
 
 
 async def _reconcile(services: Services, event: Claimed) -> Apply:
-    """Catch what lost webhooks missed: newly approved participants and unseen participant messages."""
-    study_id = event.payload["study_id"]
+    """Catch what lost webhooks missed: newly approved participants and unseen participant messages.
+
+    Incremental where the contracts allow (docs/performance.md, "Reconciliation cost"): Rally's participant list
+    (all pages, cursors) is compared with the study's threads in one query, and only differences are written;
+    Respondent's conversation list (all pages) is compared with the message ids already mapped, and only
+    conversations with an unseen participant message are ingested. A conversation is read on its own only when
+    the list does not carry all its messages and its ``latestMessage`` is not a participant message already
+    mirrored. A catch-up (payload ``catch_up``: threads just opened) skips Rally and reads the conversations of
+    those participants whatever their latest message.
+    """
+    p = event.payload
+    study_id = p["study_id"]
     async with services.db.transaction() as session:
         link = await repo.link_for_study(session, study_id)
+        threads = await repo.threads_of_study(session, study_id) if link is not None else {}
     if link is None or not link.active:
         return _nothing
-    participants = await services.rally.list_participants(study_id)
-    conversations = await services.respondent.list_conversations(link.respondent_project_id)
-    ingest = _ingest(conversations, link.respondent_project_id)
-    updates = [_apply_participant(study_id, p, f"{event.key}:{p.participant_id}") for p in participants]
+    project_id = link.respondent_project_id
+    participants = None if p.get("catch_up") else await services.rally.list_participants(study_id)
+    # Participants this reconcile is about to open a thread for: their earlier messages are read now too.
+    joining = {
+        x.respondent_user_id
+        for x in participants or ()
+        if x.respondent_user_id and _bridgeable(x) and x.participant_id not in threads
+    }
+    listed = await services.respondent.list_conversations(project_id)
+    force = joining | set(p.get("respondent_user_ids") or ())
+    conversations = await _unseen(services, project_id, listed, joining=joining, force=force)
+    ingest = _ingest(conversations, project_id)
+    update = _apply_participants(study_id, participants, event.key) if participants is not None else _nothing
 
     async def apply(session: AsyncSession) -> None:
-        for update in updates:
-            await update(session)
+        await update(session)
         await ingest(session)
+
+    return apply
+
+
+async def _unseen(
+    services: Services, project_id: str, listed: list[Conversation], *, joining: set[str], force: set[str]
+) -> list[Conversation]:
+    """The conversations of ``listed`` holding a participant message the bridge has not mirrored yet, read in
+    full where the list did not carry all their messages. ``joining``: participants whose threads are about to
+    open; ``force``: participants whose conversations are read in full whatever their latest message."""
+    async with services.db.transaction() as session:
+        users = await repo.respondent_users_with_threads(session, project_id) | joining
+        relevant = [c for c in listed if users.intersection(c.participant_user_ids)]
+        theirs = [m.uid for c in relevant if c.messages_complete for m in c.messages if m.sender_uid in users]
+        known = await repo.known_respondent_uids(session, theirs)
+        latest = [c.latest_message_uid for c in relevant if not c.messages_complete and c.latest_message_uid]
+        mirrored = await repo.mirrored_respondent_uids(session, latest)
+    unseen: list[Conversation] = []
+    for conversation in relevant:
+        if conversation.messages_complete:
+            if any(m.sender_uid in users and m.uid not in known for m in conversation.messages):
+                unseen.append(conversation)
+            continue
+        # Mirroring ingests a whole conversation, so a mirrored latest message means nothing before it is unseen;
+        # a latest message of ours (a relay) says nothing about what the participant wrote before it.
+        if force.isdisjoint(conversation.participant_user_ids) and conversation.latest_message_uid in mirrored:
+            continue
+        try:
+            unseen.append(await services.respondent.get_conversation(conversation.uid))
+        except NotFound:
+            continue  # deleted since it was listed
+    return unseen
+
+
+def _apply_participants(study_id: str, participants: list[Participant], key: str) -> Apply:
+    """Rally's participant list against the study's threads: open the missing ones, keep facts current, announce
+    opt-outs; one query for the threads, writes only where something differs."""
+
+    async def apply(session: AsyncSession) -> None:
+        link = await repo.link_for_study(session, study_id)
+        if link is None or not link.active:
+            return
+        threads = await repo.threads_of_study(session, study_id)
+        opened: list[ParticipantThread] = []
+        for participant in participants:
+            thread = threads.get(participant.participant_id)
+            if thread is None:
+                if _bridgeable(participant):
+                    thread, created = await _ensure_thread(session, link, participant)
+                    if created:
+                        opened.append(thread)
+                continue
+            was_opted_out = thread.opted_out
+            await _refresh_facts(session, thread, participant)
+            if thread.opted_out and not was_opted_out:
+                await _opted_out_notice(session, thread)
+        await _catch_up(session, link, opened, key)
 
     return apply
 
@@ -447,6 +632,7 @@ _HANDLERS: dict[EventKind, _Handler] = {
     EventKind.RALLY_PERSON_OPTED_OUT: _person_opted_out,
     EventKind.RECONCILE_STUDY: _reconcile,
     EventKind.REMINDER_DUE: reminder_firing.fire,
+    EventKind.HOME_OPENED: lambda services, event: home.opened(services, event.key, event.payload),
 }
 
 __all__ = ["Apply", "handle"]

@@ -8,17 +8,20 @@ archive calls through ``archive:<id>``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import ArchiveEntry, AuthorType, Direction, Source
+from bot import logs
+from bot.domain import Action, ArchiveEntry, AuthorType, Direction, Source
 from storage.models import OutboxItem, ParticipantThread
 from storage.queue import enqueue, waiting_in_lane
 
 # Shown on a researcher's reply while its relay waits out a temporary failure; taken off when it settles.
 PENDING_REACTION = "hourglass_flowing_sand"
+FAILED_REACTION = "x"  # on a reply Respondent refused for good (taken off again by ``retry``)
 
 
 class Effect(enum.StrEnum):
@@ -30,6 +33,7 @@ class Effect(enum.StrEnum):
     UNREACTION = "chat.unreaction"
     RELAY = "respondent.send"
     ARCHIVE = "rally.archive"
+    PUBLISH_HOME = "chat.home"
 
 
 def thread_lane(thread_id: int) -> str:
@@ -37,6 +41,9 @@ def thread_lane(thread_id: int) -> str:
 
 
 async def _add(session: AsyncSession, effect: Effect, key: str, lane: str, payload: dict[str, Any]) -> bool:
+    correlation_id = logs.current_correlation_id()  # the inbound event this effect follows from (bot/logs.py)
+    if correlation_id is not None:
+        payload = {**payload, logs.CORRELATION_ID: correlation_id}
     return await enqueue(session, OutboxItem, key=key, kind=effect.value, lane=lane, payload=payload)
 
 
@@ -86,14 +93,35 @@ async def private(
     user_id: str,
     text: str,
     thread_ts: str | None = None,
+    actions: Sequence[Action] = (),
 ) -> bool:
-    """Something only one person sees. Its own lane: it waits for nothing."""
-    payload = {"platform": platform, "channel": channel, "user_id": user_id, "text": text, "thread_ts": thread_ts}
+    """Something only one person sees. Its own lane: it waits for nothing. ``actions``: buttons under it."""
+    payload: dict[str, Any] = {
+        "platform": platform,
+        "channel": channel,
+        "user_id": user_id,
+        "text": text,
+        "thread_ts": thread_ts,
+    }
+    if actions:
+        payload["actions"] = [{"label": a.label, "command": a.command, "style": a.style} for a in actions]
     return await _add(session, Effect.PRIVATE, f"private:{key}", f"private:{key}", payload)
 
 
-def reaction_key(platform: str, channel: str, ts: str, name: str) -> str:
-    return f"reaction:{platform}:{channel}:{ts}:{name}"
+def actions_of(payload: dict[str, Any]) -> tuple[Action, ...]:
+    """The buttons a private notice's payload carries (none for notices queued before buttons existed)."""
+    return tuple(Action(a["label"], a["command"], a.get("style")) for a in payload.get("actions") or ())
+
+
+def reaction_key(platform: str, channel: str, ts: str, name: str, round_: str = "") -> str:
+    return f"reaction:{platform}:{channel}:{ts}:{name}{round_}"
+
+
+def delivery_round(payload: dict[str, Any]) -> str:
+    """Key suffix of a relay's current round: "" at first, ``#retry<n>`` after the n-th ``retry`` of a relay that
+    gave up, so the marks and the failure notice of a new round are not taken for those of an earlier one."""
+    retries = int(payload.get("retries") or 0)
+    return f"#retry{retries}" if retries else ""
 
 
 def _reaction_lane(platform: str, channel: str, ts: str) -> str:
@@ -101,15 +129,15 @@ def _reaction_lane(platform: str, channel: str, ts: str) -> str:
     return f"reactions:{platform}:{channel}:{ts}"
 
 
-async def reaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str) -> bool:
-    key = reaction_key(platform, channel, ts, name)
+async def reaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
+    key = reaction_key(platform, channel, ts, name, round_)
     payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
     return await _add(session, Effect.REACTION, key, _reaction_lane(platform, channel, ts), payload)
 
 
-async def unreaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str) -> bool:
+async def unreaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
     """Take a mark off a message, after any earlier change of that message's marks."""
-    key = f"unreaction:{platform}:{channel}:{ts}:{name}"
+    key = f"unreaction:{platform}:{channel}:{ts}:{name}{round_}"
     payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
     return await _add(session, Effect.UNREACTION, key, _reaction_lane(platform, channel, ts), payload)
 
@@ -184,3 +212,13 @@ async def archive(session: AsyncSession, thread_id: int, entry: ArchiveEntry) ->
         f"archive:{thread_id}",
         archive_payload(thread_id, entry),
     )
+
+
+def home_lane(platform: str, user_id: str) -> str:
+    return f"home:{platform}:{user_id}"
+
+
+async def publish_home(session: AsyncSession, platform: str, key: str, user_id: str, view: dict[str, Any]) -> bool:
+    """Draw ``user_id``'s home (``bot.home.HomeView.to_dict``). One lane per person: the newest view is drawn last."""
+    payload = {"platform": platform, "user_id": user_id, "view": view}
+    return await _add(session, Effect.PUBLISH_HOME, f"home:{key}", home_lane(platform, user_id), payload)

@@ -1,27 +1,37 @@
 """The loops that drain the inbox and the outbox.
 
-Each loop claims the heads of due lanes (several lanes at once, one row per lane), runs them concurrently,
-and records each outcome in the same transaction as its follow-up writes. A process that dies mid-row
-leaves a lease that expires; another loop (here or in another replica) then takes the row again.
+Each loop keeps up to ``batch`` rows in flight: it claims the heads of due lanes (one row per lane), runs
+them concurrently, and claims more as soon as one finishes, so a slow row (a send waiting for its platform's
+rate budget, a slow API) never holds back the others. Each outcome is recorded in the same transaction as its
+follow-up writes. A process that dies mid-row leaves a lease that expires; another loop (here or in another
+replica) then takes the row again.
+
+A row whose send would exceed a platform's budget (``Paced``, raised by the adapters' pacers before anything
+is sent) is put back until the budget allows it, without counting an attempt, and the loop takes other lanes
+meanwhile: a blocked channel or thread never stalls the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from bot.errors import PermanentFailure, TemporaryFailure, UnknownOutcome
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import logs
+from bot.errors import Paced, PermanentFailure, TemporaryFailure, UnknownOutcome
 from bot.pipeline import effects, intake
 from bot.pipeline.intake import Apply
 from bot.pipeline.services import Services
 from storage import queue
+from storage.db import GroupCommit, unmark_queued
 from storage.models import InboxEvent, OutboxItem
 from storage.queue import Claimed, QueueModel
 
@@ -66,19 +76,44 @@ class QueueWorker:
         self.backoff_cap = backoff_cap
         self.owner = worker_name()
         self.name = model.__tablename__
+        # When the earliest row put back by pacing falls due (monotonic), so the loop looks again right then.
+        self._paced_due: float | None = None
+        # Outcomes ready together share one transaction, which also claims the rows they made due (claim on
+        # commit): those wait here for the loop to start them. New rows queued by this process: ``_new_rows``.
+        self._outcomes: GroupCommit[tuple[Claimed, Apply], list[Claimed]] = GroupCommit(
+            services.db, self._record_outcomes
+        )
+        self._handed: list[Claimed] = []
+        self._new_rows = services.db.new_rows(self.name)
+        self._last_look = 0.0
 
     async def run_once(self) -> int:
-        """Claim and handle one batch; returns how many rows were handled."""
+        """Claim and handle one batch, and the rows their outcomes claimed; returns how many rows were handled."""
         async with self.services.db.transaction() as session:
             rows = await queue.claim(session, self.model, owner=self.owner, lease=self.lease, limit=self.batch)
-        if rows:
+        handled = 0
+        while rows:
             await asyncio.gather(*(self._handle(row) for row in rows))
-        return len(rows)
+            handled += len(rows)
+            rows, self._handed = self._handed, []
+        return handled
+
+    def correlation_id(self, row: Claimed) -> str:
+        """An inbox row's id derives from its key; an outbox row carries the id of the event that caused it."""
+        carried = row.payload.get(logs.CORRELATION_ID) if self.model is OutboxItem else None
+        return carried if isinstance(carried, str) and carried else logs.correlation_id_for(row.key)
 
     async def _handle(self, row: Claimed) -> None:
+        # Every line about this row (and every outbox row it queues) carries the event's correlation id.
+        with logs.correlated(self.correlation_id(row), queue=self.name, row=row.id, kind=row.kind):
+            await self._handle_row(row)
+
+    async def _handle_row(self, row: Claimed) -> None:
         try:
             apply = await self.run(self.services, row)
             await self._commit(row, apply)
+        except Paced as exc:
+            await self._defer(row, exc.retry_after or 0.0)
         except UnknownOutcome as exc:
             await self._retry(row, exc, needs_verify=True)
         except TemporaryFailure as exc:
@@ -92,13 +127,42 @@ class QueueWorker:
             await self._retry(row, TemporaryFailure(type(exc).__name__), needs_verify=True)
 
     async def _commit(self, row: Claimed, apply: Apply) -> None:
-        async with self.services.db.transaction() as session:
+        # Outcomes that are ready together share one transaction (group commit); raises LeaseLost for this row.
+        # Rows queued for the other queue wake its worker when that commits (Database.new_rows).
+        self._handed.extend(await self._outcomes.submit((row, apply)))
+        if self.model is OutboxItem:
+            self.services.metrics.effect_done(row.kind, str(row.payload.get("platform", "slack")))
+        log.info("%s row %s (%s) done after %d attempt(s)", self.name, row.id, row.kind, row.attempts)
+
+    async def _record_outcomes(
+        self, session: AsyncSession, outcomes: Sequence[tuple[Claimed, Apply]]
+    ) -> list[list[Claimed]]:
+        """Each row's follow-up writes and its finish, all in ``session``; any failure undoes the whole batch, and
+        GroupCommit then records the rows one by one, so a failing row only fails itself.
+
+        Then, in the same transaction, claim what these outcomes made due (the next row of their lanes, the
+        follow-ups they queued here), up to the slots they free: no separate claim transaction per finished row.
+        """
+        for row, apply in outcomes:
             await apply(session)
             if not await queue.finish(session, self.model, row.id, self.owner):
                 raise LeaseLost()
-        if self.model is OutboxItem:
-            self.services.metrics.effect_done(row.kind, str(row.payload.get("platform", "slack")))
-        self.services.wakeup.set()
+        claimed = await queue.claim(session, self.model, owner=self.owner, lease=self.lease, limit=len(outcomes))
+        if len(claimed) < len(outcomes):
+            unmark_queued(session, self.name)  # nothing more of ours is due: our own loop need not look
+        return [claimed, *([] for _ in outcomes[1:])]
+
+    async def _put_back_handed(self) -> None:
+        """Rows claimed on commit that were not started (the loop stopped): pending again, attempt taken back."""
+        rows, self._handed = self._handed, []
+        if not rows:
+            return
+        try:
+            async with self.services.db.transaction() as session:
+                for row in rows:
+                    await queue.defer(session, self.model, row.id, self.owner, delay=0.0)
+        except Exception:
+            log.exception("could not put back %d claimed %s rows; their leases will expire", len(rows), self.name)
 
     async def _retry(self, row: Claimed, exc: TemporaryFailure, *, needs_verify: bool) -> None:
         if queue.utcnow() - row.created_at > GIVE_UP_AFTER:
@@ -125,6 +189,17 @@ class QueueWorker:
         except Exception:
             log.exception("could not record the retry of %s row %s; its lease will expire", self.name, row.id)
 
+    async def _defer(self, row: Claimed, delay: float) -> None:
+        """Nothing was attempted (pacing): back to pending until ``delay`` from now; not a retry, not an error."""
+        try:
+            async with self.services.db.transaction() as session:
+                await queue.defer(session, self.model, row.id, self.owner, delay=delay)
+        except Exception:
+            log.exception("could not put back paced %s row %s; its lease will expire", self.name, row.id)
+            return
+        due = time.monotonic() + delay
+        self._paced_due = due if self._paced_due is None else min(self._paced_due, due)
+
     async def _fail(self, row: Claimed, reason: str) -> None:
         self.services.metrics.failures.labels(self.name, row.kind).inc()
         log.warning("%s row %s (%s) failed for good: %s", self.name, row.id, row.kind, reason)
@@ -140,26 +215,86 @@ class QueueWorker:
             await queue.give_up(session, self.model, row.id, self.owner, error=reason)
         self.services.wakeup.set()
 
+    async def _handle_logged(self, row: Claimed) -> None:
+        try:
+            await self._handle(row)
+        except Exception:  # recording the outcome failed (database down?): the lease expires, the row returns
+            log.exception("%s row %s (%s): could not record the outcome", self.name, row.id, row.kind)
+
+    def _wait_timeout(self) -> float:
+        """The poll interval, or less when a row put back by pacing falls due sooner."""
+        if self._paced_due is None:
+            return self.poll
+        until = self._paced_due - time.monotonic()
+        if until <= self.poll:
+            self._paced_due = None
+        return min(self.poll, max(0.005, until))
+
     async def forever(self, stop: asyncio.Event) -> None:
-        """Drain until ``stop`` is set; sleep until woken or the poll interval passes when idle."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:
-                log.exception("%s worker could not claim rows (database down?); retrying", self.name)
-                handled = 0
-                await asyncio.sleep(self.poll * 4)
-            if handled == 0:
-                self.services.wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.services.wakeup.wait(), timeout=self.poll)
+        """Drain until ``stop`` is set with up to ``batch`` rows in flight.
+
+        A finished row's transaction claims the rows it made due, and they start at once. The loop claims by
+        itself when this process queued rows for this queue (``Database.new_rows``), when poked
+        (``services.wakeup``), when a paced row falls due, and at least once per poll interval (rows of other
+        processes, retries whose time has come). Idle, it sleeps until one of those happens or a row finishes.
+        """
+        running: set[asyncio.Task[None]] = set()
+        look = True
+        try:
+            while not stop.is_set():
+                free = self.batch - len(running)
+                while free > 0 and self._handed:  # claimed by our own commits
+                    running.add(asyncio.create_task(self._handle_logged(self._handed.pop(0))))
+                    free -= 1
+                woken = self._new_rows.is_set() or self.services.wakeup.is_set()
+                if free > 0 and (look or woken or time.monotonic() - self._last_look >= self.poll):
+                    # Cleared before claiming: work committed after this point wakes the wait below.
+                    self.services.wakeup.clear()
+                    self._new_rows.clear()
+                    self._last_look = time.monotonic()
+                    try:
+                        async with self.services.db.transaction() as session:
+                            rows = await queue.claim(
+                                session, self.model, owner=self.owner, lease=self.lease, limit=free
+                            )
+                    except Exception:
+                        log.exception("%s worker could not claim rows (database down?); retrying", self.name)
+                        rows = []
+                        await asyncio.sleep(self.poll * 4)
+                    running.update(asyncio.create_task(self._handle_logged(row)) for row in rows)
+                # With room left, new work may start us too; when full, only a finished row (or the poll) does.
+                events = (self.services.wakeup, self._new_rows) if len(running) < self.batch else ()
+                waiters = [asyncio.ensure_future(event.wait()) for event in events]
+                try:
+                    done, _ = await asyncio.wait(
+                        {*running, *waiters},
+                        timeout=self._wait_timeout(),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+                look = not done  # the wait timed out: a paced row is due, or the poll interval passed
+                running -= done
+        finally:
+            # Rows in flight finish and record their outcome; if this loop is cancelled, their leases expire.
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            await self._put_back_handed()
 
 
 def inbox_worker(services: Services, **options: Any) -> QueueWorker:
     return QueueWorker(services, InboxEvent, intake.handle, None, **options)
 
 
+# Outbox rows in flight at once. Most of a chat post's time is spent waiting for its channel's or thread's send
+# budget (adapters' pacers), so enough lanes must be under way to use a workspace's or app's whole budget: Teams
+# allows 50 sends a second per app but only about 4 a second per thread.
+OUTBOX_IN_FLIGHT = 50
+
+
 def outbox_worker(services: Services, **options: Any) -> QueueWorker:
+    options.setdefault("batch", OUTBOX_IN_FLIGHT)
     return QueueWorker(
         services,
         OutboxItem,

@@ -8,17 +8,17 @@ words work from any chat platform whose adapter stores commands as ``chat.comman
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
-from bot.domain import ChatUser, Direction, Participant
+from bot.domain import Action, ChatUser, Direction, Participant
 from bot.errors import NotFound
-from bot.permissions import may_act_for_study, may_message_participant
-from bot.pipeline import outbox
+from bot.permissions import may_act_for_study
+from bot.pipeline import access, outbox
 from bot.pipeline.services import Services
 from bot.reminders import clock, view
 from bot.reminders.firing import queue_now
@@ -44,9 +44,9 @@ class Asker:
     key: str
     tz: str | None = None  # sent with the command (Teams); else the user lookup's
 
-    def reply(self, text: str) -> Apply:
+    def reply(self, text: str, actions: Sequence[Action] = ()) -> Apply:
         async def apply(session: AsyncSession) -> None:
-            await outbox.private(session, self.platform, self.key, self.channel, self.user_id, text)
+            await outbox.private(session, self.platform, self.key, self.channel, self.user_id, text, actions=actions)
 
         return apply
 
@@ -65,6 +65,13 @@ class Target:
     @property
     def session_starts_at(self) -> datetime | None:
         return self.participant.session_starts_at or self.thread.session_starts_at
+
+
+def message_part(text: str) -> str:
+    """The words for the participant. A leading ``--`` only separates them from what comes before (the scheduling
+    forms always put it there, so a message starting with "30 min" is never read as part of the time)."""
+    text = text.strip()
+    return text[2:].strip() if text.startswith("--") else text
 
 
 def split_command(text: str) -> tuple[str, str]:
@@ -139,18 +146,8 @@ async def _target(services: Services, asker: Asker, text: str) -> Target | Apply
         return picked
     thread, link, rest = picked
     user = await _who(services, asker)
-    team = await services.rally.get_team(thread.study_id)
-    users = await services.rally.find_users_by_email(user.email) if user.email else []
-    decision = may_message_participant(
-        email=user.email,
-        chat_name=user.name,
-        study_name=link.study_name,
-        link_active=link.active,
-        participant_name=thread.display_name,
-        participant_opted_out=False,  # refused below with a sentence about scheduling
-        team=team,
-        rally_users=users,
-    )
+    # The opt-out is refused below with a sentence about scheduling.
+    decision = await access.may_message(services, user, thread, link, check_opt_out=False)
     if not decision.allowed:
         return asker.reply(decision.reason)
     try:
@@ -211,7 +208,7 @@ def _remind(asker: Asker, target: Target, now: datetime) -> Apply:
         )
     except WhenError as exc:
         return asker.reply(f"{exc}\n{texts.reminder_usage('remind')}")
-    message = target.rest[words[when.consumed - 1][2] :].strip()
+    message = message_part(target.rest[words[when.consumed - 1][2] :])
     session = texts.format_session(target.session_starts_at)
     body = message or texts.default_reminder(target.link.study_name, session)
     row = _row(asker, target, kind=store.REMIND, due_at=when.at, body=body, spec=when.spec, now=now)
@@ -227,7 +224,7 @@ async def _followup(services: Services, asker: Asker, target: Target, now: datet
             return asker.reply(texts.reminder_usage("followup"))
         length, used = found[0], 1 + found[1]
         spec = f"{format_duration(length)} after the last message"
-    message = target.rest[words[used - 1][2] :].strip() if used else target.rest
+    message = message_part(target.rest[words[used - 1][2] :] if used else target.rest)
     async with services.db.transaction() as session:
         last = await store.last_message(session, target.thread.id, Direction.TO_PARTICIPANT.value)
     note = _zone_note(target.user)
@@ -244,7 +241,7 @@ def _reschedule(asker: Asker, target: Target, now: datetime) -> Apply:
     url = target.participant.scheduling_url
     if not url:
         return asker.reply(texts.no_scheduling_link(target.thread.display_name))
-    body = texts.scheduling_message(target.link.study_name, url, target.rest)
+    body = texts.scheduling_message(target.link.study_name, url, message_part(target.rest))
     row = _row(asker, target, kind=store.RESCHEDULE, due_at=now, body=body, spec="now", now=now)
     row.status = store.QUEUED
 
@@ -280,9 +277,11 @@ async def _list(services: Services, asker: Asker, now: datetime) -> Apply:
     user = await _who(services, asker)
     async with services.db.transaction() as session:
         pending = await store.open_for_threads(session, [t.id for t in threads])
+    if not pending:
+        return asker.reply(texts.no_pending_reminders())
     names = {t.id: t.display_name for t in threads}
-    text = view.pending_list(pending, names, user.tz) if pending else texts.no_pending_reminders()
-    return asker.reply(text)
+    buttons = [Action(f"Cancel #{row.id}", f"cancel {row.id}", "danger") for row in pending]
+    return asker.reply(view.pending_list(pending, names, user.tz), buttons)
 
 
 async def _cancel(services: Services, asker: Asker, rest: str, now: datetime) -> Apply:

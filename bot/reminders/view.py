@@ -29,7 +29,7 @@ def reminder_line(row: store.Reminder, name: str, tz: str | None) -> str:
 def pending_list(rows: list[store.Reminder], names: dict[int, str], tz: str | None) -> str:
     lines = ["Scheduled for participants in this channel:"]
     lines += [f"• {reminder_line(row, names.get(row.thread_id, row.participant_id), tz)}" for row in rows]
-    lines.append("Cancel one with /rally cancel <id>.")
+    lines.append("Cancel one with its button or /rally cancel <id>.")
     return "\n".join(lines)
 
 

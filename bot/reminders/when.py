@@ -89,8 +89,15 @@ def parse_duration(words: list[str], start: int = 0) -> tuple[timedelta, int] | 
     return timedelta(seconds=seconds), i - start
 
 
-def parse_when(words: list[str], *, now: datetime, tz: str | None, session_starts_at: datetime | None = None) -> When:
-    """The moment ``words`` start with. Raises WhenError with a sentence for the researcher."""
+def parse_when(
+    words: list[str], *, now: datetime, tz: str | None, session_starts_at: datetime | None = None, strict: bool = True
+) -> When:
+    """The moment ``words`` start with. Raises WhenError with a sentence for the researcher.
+
+    ``strict`` False checks only the words (for a form, before the researcher's zone and the session time are
+    known): a moment in the past, too far ahead or before an unknown session is not refused, and ``at`` is then
+    only approximate. The command itself always parses strictly.
+    """
     if not words:
         raise WhenError(f"Say when, for example: {EXAMPLES}.")
     zone = zone_for(tz)
@@ -99,15 +106,15 @@ def parse_when(words: list[str], *, now: datetime, tz: str | None, session_start
         found = parse_duration(words, 1)
         if found is None or found[0] <= timedelta(0):
             raise WhenError(f'"in" needs a duration such as 2h, 30m or 1d (you wrote "{" ".join(words[:2])}").')
-        return _checked(now + found[0], words, 1 + found[1], now)
+        return _checked(now + found[0], words, 1 + found[1], now, strict=strict)
     found = parse_duration(words)
     if found is not None:
-        return _before_session(words, found, now, session_starts_at)
-    return _wall_clock(words, lower, zone, now)
+        return _before_session(words, found, now, session_starts_at, strict)
+    return _wall_clock(words, lower, zone, now, strict)
 
 
 def _before_session(
-    words: list[str], found: tuple[timedelta, int], now: datetime, session_starts_at: datetime | None
+    words: list[str], found: tuple[timedelta, int], now: datetime, session_starts_at: datetime | None, strict: bool
 ) -> When:
     length, used = found
     rest = [w.lower() for w in words[used : used + 3]]
@@ -117,11 +124,13 @@ def _before_session(
     if not tail:
         raise WhenError('Only "before session" is understood after a duration (e.g. "1h before session").')
     if session_starts_at is None:
+        if not strict:
+            return When(at=now, spec=" ".join(words[: used + tail]), consumed=used + tail)
         raise WhenError("Rally has no session time for this participant, so there is nothing to count back from.")
-    return _checked(session_starts_at - length, words, used + tail, now, session=True)
+    return _checked(session_starts_at - length, words, used + tail, now, session=True, strict=strict)
 
 
-def _wall_clock(words: list[str], lower: list[str], zone: ZoneInfo, now: datetime) -> When:
+def _wall_clock(words: list[str], lower: list[str], zone: ZoneInfo, now: datetime, strict: bool) -> When:
     i, offset = 0, 0
     day: date | None = None
     weekday: int | None = None
@@ -156,9 +165,9 @@ def _wall_clock(words: list[str], lower: list[str], zone: ZoneInfo, now: datetim
     if day is None:
         day = local_today
     at = _local(day, clock, zone, words)
-    if at <= now and lower[0] not in ("today", "tomorrow") and not _ISO_DATE.fullmatch(lower[0]):
+    if strict and at <= now and lower[0] not in ("today", "tomorrow") and not _ISO_DATE.fullmatch(lower[0]):
         raise WhenError(f'{" ".join(words[:i])} has already passed today; say "tomorrow {" ".join(words[:i])}".')
-    return _checked(at, words, i, now)
+    return _checked(at, words, i, now, strict=strict)
 
 
 def _clock(lower: list[str], i: int) -> tuple[time | None, int]:
@@ -214,8 +223,12 @@ def _local(day: date, clock: time, zone: ZoneInfo, words: list[str]) -> datetime
     return first.astimezone(UTC)
 
 
-def _checked(at: datetime, words: list[str], used: int, now: datetime, *, session: bool = False) -> When:
+def _checked(
+    at: datetime, words: list[str], used: int, now: datetime, *, session: bool = False, strict: bool = True
+) -> When:
     at = at.astimezone(UTC)
+    if not strict:
+        return When(at=at, spec=" ".join(words[:used]), consumed=used)
     if at <= now:
         what = "That is before now" if not session else "That moment before the session has already passed"
         raise WhenError(f"{what} ({format_moment(at, 'UTC')}). Pick a time in the future.")

@@ -8,7 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.slack.state import ApiCall, Delivery, Fault, RateLimits, ReactionMap, TsClock
+from sandbox.slack.interactions import Interactions
+from sandbox.slack.ratelimit import RateLimits
+from sandbox.slack.state import ApiCall, Delivery, Fault, ReactionMap, TsClock
+from sandbox.slack.workspaces import CALLER_TEAM, Workspace
 
 
 class SandboxCore:
@@ -55,6 +58,10 @@ class SandboxCore:
         self.delivery_timeout = delivery_timeout
         self.base_url: str | None = None
         self.channels: dict[str, str] = {}
+        # Channels the bot has not joined, and private channels: Slack refuses posts from non-members
+        # (``not_in_channel``) and hides private channels from them (``channel_not_found``).
+        self.bot_absent: set[str] = set()
+        self.private_channels: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self.ephemerals: list[dict[str, Any]] = []
@@ -65,16 +72,32 @@ class SandboxCore:
         self.event_deliveries: list[Delivery] = []
         self.response_url_posts: dict[str, list[Any]] = {}
         self.faults: list[Fault] = []
+        self.interactions = Interactions()  # trigger_ids and opened modals (views.open, clicks, submissions)
         self._ts = TsClock()
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Workspaces: this default one, plus any added by ``add_workspace`` (sandbox/slack/oauth.py). A token,
+        # channel or user belongs to one team; channels and users not listed in ``*_teams`` are the default team's.
+        self.workspaces: dict[str, Workspace] = {
+            self.team_id: Workspace(
+                self.team_id, "Rally Bridge Sandbox", self.team_domain, self.bot_user_id, self.bot_id
+            )
+        }
+        self.token_teams: dict[str, str] = {token: self.team_id}
+        self.revoked_tokens: set[str] = set()
+        self.channel_teams: dict[str, str] = {}
+        self.team_calls: list[tuple[str, str]] = []  # (method, team of the token) of every authenticated call
         self.add_user(self.bot_user_id, "rallybridge", None, is_bot=True)
 
     # --- workspace setup -------------------------------------------------------------------------------
 
-    def add_channel(self, channel_id: str, name: str) -> None:
-        """Create a public channel the bot is a member of."""
+    def add_channel(self, channel_id: str, name: str, *, bot_member: bool = True, private: bool = False) -> None:
+        """Create a channel (public, with the bot in it, unless told otherwise)."""
         self.channels[channel_id] = name
+        if not bot_member:
+            self.bot_absent.add(channel_id)
+        if private:
+            self.private_channels.add(channel_id)
         self._messages.setdefault(channel_id, [])
 
     def add_user(
@@ -109,6 +132,32 @@ class SandboxCore:
             "is_app_user": False,
             "profile": profile,
         }
+
+    # --- workspaces ------------------------------------------------------------------------------------
+
+    def team_of_channel(self, channel: str | None) -> str:
+        """The team that owns ``channel`` (the default team for unknown ids)."""
+        return self.channel_teams.get(channel or "", self.team_id)
+
+    def workspace_of_channel(self, channel: str | None) -> Workspace:
+        return self.workspaces[self.team_of_channel(channel)]
+
+    def caller_workspace(self) -> Workspace:
+        """The workspace of the token that authenticated the current Web API request."""
+        return self.workspaces[CALLER_TEAM.get() or self.team_id]
+
+    def check_team_scope(self, team: str, params: dict[str, Any]) -> None:
+        """Like Slack: a token cannot see another workspace's channels or users (``*_not_found``)."""
+        channel = self.channel_id(str(params.get("channel") or ""))
+        if channel is not None and self.team_of_channel(channel) != team:
+            raise LookupError("channel_not_found")
+        user = self.users.get(str(params.get("user") or ""))
+        if user is not None and user.get("team_id") != team:
+            raise LookupError("user_not_found")
+
+    def oauth_handlers(self) -> dict[str, Any]:
+        """Web API methods of the OAuth flow (``oauth.v2.access``, ``auth.revoke``...): sandbox/slack/oauth.py."""
+        return {}
 
     # --- scripted faults -------------------------------------------------------------------------------
 

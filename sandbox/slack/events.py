@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -14,6 +15,7 @@ import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from sandbox.slack.core import SandboxCore
+from sandbox.slack.interactions import Interaction, OpenedView, PublishedHome
 from sandbox.slack.state import CommandResult, Delivery
 
 log = logging.getLogger(__name__)
@@ -40,12 +42,13 @@ class EventsMixin(SandboxCore):
         ):
             return response.status, await response.text()
 
-    def _envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+    def _envelope(self, event: dict[str, Any], team_id: str | None = None) -> dict[str, Any]:
         now = int(time.time())
+        workspace = self.workspaces[team_id or self.team_of_channel(event.get("channel"))]
         return {
             "token": "sandbox-verification-token",
-            "team_id": self.team_id,
-            "context_team_id": self.team_id,
+            "team_id": workspace.team_id,
+            "context_team_id": workspace.team_id,
             "api_app_id": self.api_app_id,
             "event": event,
             "type": "event_callback",
@@ -54,8 +57,8 @@ class EventsMixin(SandboxCore):
             "authorizations": [
                 {
                     "enterprise_id": None,
-                    "team_id": self.team_id,
-                    "user_id": self.bot_user_id,
+                    "team_id": workspace.team_id,
+                    "user_id": workspace.bot_user_id,
                     "is_bot": True,
                     "is_enterprise_install": False,
                 }
@@ -63,13 +66,15 @@ class EventsMixin(SandboxCore):
             "is_ext_shared_channel": False,
         }
 
-    async def deliver_event(self, event: dict[str, Any], *, deliveries: int = 1) -> list[Delivery]:
+    async def deliver_event(
+        self, event: dict[str, Any], *, deliveries: int = 1, team_id: str | None = None
+    ) -> list[Delivery]:
         """Send ``event`` in an envelope like Slack: signed, retried on failure, ``deliveries`` times at least.
 
         Attempts after the first carry ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``. A non-2xx answer,
         timeout or refused connection leads to a retry (at most 3, after ``retry_delays``).
         """
-        envelope = self._envelope(event)
+        envelope = self._envelope(event, team_id)
         body = json.dumps(envelope).encode()
         results: list[Delivery] = []
         reason = "http_timeout"
@@ -120,7 +125,7 @@ class EventsMixin(SandboxCore):
             "user": user_id,
             "text": text,
             "ts": ts,
-            "team": self.team_id,
+            "team": self.team_of_channel(channel),
             "channel_type": "channel",
             "event_ts": ts,
         }
@@ -199,8 +204,8 @@ class EventsMixin(SandboxCore):
         user = self.users.get(user_id, {})
         form = {
             "token": "sandbox-verification-token",
-            "team_id": self.team_id,
-            "team_domain": self.team_domain,
+            "team_id": self.workspace_of_channel(channel).team_id,
+            "team_domain": self.workspace_of_channel(channel).domain,
             "channel_id": channel,
             "channel_name": self.channels[channel],
             "user_id": user_id,
@@ -210,9 +215,194 @@ class EventsMixin(SandboxCore):
             "api_app_id": self.api_app_id,
             "is_enterprise_install": "false",
             "response_url": f"{self.base_url}/response_url/{response_id}",
-            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}",
+            "trigger_id": self.interactions.issue(user_id),  # may open a modal within 3 s, like Slack's
         }
         body = urlencode(form).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded", **self.sign(body)}
         status, text = await self.deliver_raw(body, headers, url=self.commands_url or self.events_url)
         return CommandResult(status, text, form["response_url"], form["trigger_id"])
+
+    # --- interactivity: button clicks and modal submissions, as Slack posts them --------------------------------
+
+    def interaction_request(self, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The body (form field ``payload``: the JSON) and signed headers Slack sends for an interaction."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return body, {"Content-Type": "application/x-www-form-urlencoded", **self.sign(body)}
+
+    async def deliver_interaction(self, payload: dict[str, Any]) -> Interaction:
+        """POST ``payload`` signed to the bridge's interactivity URL (the events URL). Slack does not retry these:
+        deliver the same payload again to act out a repeated request."""
+        body, headers = self.interaction_request(payload)
+        status, text = await self.deliver_raw(body, headers, url=self.events_url)
+        return Interaction(status, text, payload)
+
+    def _user_brief(self, user_id: str) -> dict[str, Any]:
+        user = self.users.get(user_id, {})
+        name = user.get("name", user_id)
+        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+
+    def _new_response_url(self) -> str:
+        response_id = uuid.uuid4().hex[:12]
+        self.response_url_posts[response_id] = []
+        return f"{self.base_url}/response_url/{response_id}"
+
+    @staticmethod
+    def _button(blocks: list[dict[str, Any]] | None, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        for block in blocks or []:
+            for element in block.get("elements") or []:
+                if element.get("type") == "button" and (element.get("text") or {}).get("text") == label:
+                    return block, element
+        raise ValueError(f"no button {label!r} on that message")
+
+    async def click(
+        self, channel: str, user_id: str, label: str, *, ts: str | None = None, ephemeral: dict[str, Any] | None = None
+    ) -> Interaction:
+        """``user_id`` clicks the button labelled ``label`` on message ``ts`` in ``channel``, or on an ephemeral
+        message (an entry of ``ephemerals``, which only its recipient sees): a ``block_actions`` payload."""
+        self._check_channel(channel)
+        if ephemeral is not None:
+            if ephemeral["user"] != user_id or ephemeral["channel"] != channel:
+                raise ValueError("only its recipient sees an ephemeral message, in its channel")
+            blocks, message_ts, message = ephemeral.get("blocks"), ephemeral["message_ts"], None
+        else:
+            found = self.find_message(channel, ts or "")
+            if found is None:
+                raise ValueError(f"no message {ts} in {channel}")
+            message = {k: v for k, v in copy.deepcopy(found).items() if k != "metadata"}
+            blocks, message_ts = found.get("blocks"), found["ts"]
+        block, button = self._button(blocks, label)
+        container = {"type": "message", "message_ts": message_ts, "channel_id": channel}
+        container["is_ephemeral"] = message is None
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": self._user_brief(user_id),
+            "api_app_id": self.api_app_id,
+            "token": "sandbox-verification-token",
+            "container": container,
+            "trigger_id": self.interactions.issue(user_id),
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": self.channels[channel]},
+            "state": {"values": {}},
+            "response_url": self._new_response_url(),
+            "actions": [
+                {
+                    "action_id": button.get("action_id"),
+                    "block_id": block.get("block_id") or uuid.uuid4().hex[:5],
+                    "text": button.get("text"),
+                    "value": button.get("value"),
+                    "style": button.get("style"),
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        if message is not None:
+            payload["message"] = message
+        return await self.deliver_interaction(payload)
+
+    # --- App Home: opening the tab, clicking its buttons ---------------------------------------------------------
+
+    def home_of(self, user_id: str) -> PublishedHome | None:
+        """``user_id``'s Home tab as the app last published it (None: never published)."""
+        return self.interactions.homes.get(user_id)
+
+    async def open_home(self, user_id: str, *, tab: str = "home", deliveries: int = 1) -> list[Delivery]:
+        """``user_id`` opens the app's Home tab (or ``tab`` ``messages``/``about``): an ``app_home_opened`` event,
+        with the tab's current view when one was published, from the user's workspace."""
+        user = self.users.get(user_id)
+        if user is None:
+            raise ValueError(f"unknown sandbox user {user_id!r}")
+        ts = self.new_ts()
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": f"D{user_id.lstrip('UW')[:10]}",  # the user's DM with the bot
+            "tab": tab,
+            "event_ts": ts,
+        }
+        home = self.interactions.homes.get(user_id)
+        if home is not None:
+            event["view"] = copy.deepcopy(home.view)
+        return await self.deliver_event(event, deliveries=deliveries, team_id=str(user["team_id"]))
+
+    async def click_home(self, user_id: str, label: str, *, view: PublishedHome | None = None) -> Interaction:
+        """``user_id`` clicks the button labelled ``label`` on their Home tab: a ``block_actions`` payload from a
+        ``home`` view (no channel, no response_url). ``view``: click on that view instead of the tab as last
+        published, e.g. an older one (a stale tab) or someone else's (a forged payload: Slack never sends one, the
+        bridge must still check the clicker)."""
+        home = view or self.interactions.homes.get(user_id)
+        if home is None:
+            raise ValueError(f"no Home tab was published for {user_id}")
+        found = [(b, e) for b, e in home.buttons() if (e.get("text") or {}).get("text") == label]
+        if not found:
+            raise ValueError(f"no button {label!r} on that Home tab")
+        block, button = found[0]
+        user = self.users.get(user_id, {})
+        team = str(user.get("team_id") or self.team_id)
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {**self._user_brief(user_id), "team_id": team},
+            "api_app_id": self.api_app_id,
+            "token": "sandbox-verification-token",
+            "container": {"type": "view", "view_id": home.view_id},
+            "trigger_id": self.interactions.issue(user_id),
+            "team": {"id": team, "domain": self.workspaces[team].domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": copy.deepcopy(home.view),
+            "state": {"values": {}},
+            "actions": [
+                {
+                    "action_id": button.get("action_id"),
+                    "block_id": block.get("block_id") or uuid.uuid4().hex[:5],
+                    "text": button.get("text"),
+                    "value": button.get("value"),
+                    "style": button.get("style"),
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        return await self.deliver_interaction(payload)
+
+    def views_for(self, user_id: str) -> list[OpenedView]:
+        """The modals opened for ``user_id``, oldest first."""
+        return [v for v in self.interactions.views if v.user == user_id]
+
+    async def submit_view(self, view: OpenedView, values: dict[str, str | None]) -> Interaction:
+        """The person the modal is open for fills in ``values`` (block_id -> text) and presses submit: a
+        ``view_submission`` payload. Like Slack's client, an empty required input is not submitted at all.
+        An empty answer closes the modal; ``response_action: errors`` keeps it open with the errors shown."""
+        if view.closed:
+            raise ValueError("that modal is closed")
+        state: dict[str, Any] = {}
+        for block in view.view.get("blocks") or []:
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            value = values.get(block["block_id"])
+            if not block.get("optional") and not value:
+                raise ValueError(f"Slack does not submit a modal whose required {block['block_id']!r} is empty")
+            state[block["block_id"]] = {element["action_id"]: {"type": element.get("type"), "value": value or None}}
+        submitted = {**copy.deepcopy(view.view), "state": {"values": state}}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": self._user_brief(view.user),
+            "api_app_id": self.api_app_id,
+            "token": "sandbox-verification-token",
+            "trigger_id": self.interactions.issue(view.user),
+            "view": submitted,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        result = await self.deliver_interaction(payload)
+        answer = result.json
+        if 200 <= result.status < 300 and isinstance(answer, dict) and answer.get("response_action") == "errors":
+            view.errors = dict(answer.get("errors") or {})
+        elif 200 <= result.status < 300 and not result.body.strip():
+            view.closed, view.errors = True, {}
+        return result

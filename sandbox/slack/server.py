@@ -10,12 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.slack.events import EventsMixin
+from sandbox.slack.oauth import OAuthMixin
 from sandbox.slack.webapi import WebApiMixin
 
 log = logging.getLogger(__name__)
 
 
-class SlackSandbox(WebApiMixin, EventsMixin):
+class SlackSandbox(WebApiMixin, OAuthMixin, EventsMixin):
     """A Slack workspace on 127.0.0.1 speaking Slack's wire protocol, for tests and local runs.
 
     Clients use ``AsyncWebClient(token=sandbox.token, base_url=f"{url}/api/")``. Set ``events_url`` (and
@@ -29,6 +30,7 @@ class SlackSandbox(WebApiMixin, EventsMixin):
         self.app = web.Application()
         self.app.router.add_route("*", "/api/{method}", self.handle_api)
         self.app.router.add_post("/response_url/{response_id}", self._response_url)
+        self.add_oauth_routes(self.app)  # /oauth/v2/authorize, /sandbox/sign_in (sandbox/slack/oauth.py)
         self._runner: web.AppRunner | None = None
 
     async def _response_url(self, request: web.Request) -> web.Response:

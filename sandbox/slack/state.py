@@ -1,12 +1,10 @@
-"""Small pieces of the Slack sandbox's state: rate limiting, faults, records, message timestamps."""
+"""Small pieces of the Slack sandbox's state: faults, records, message timestamps (rate limits: ratelimit.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 MAX_TEXT_CHARS = 40_000
@@ -62,55 +60,6 @@ class Fault:
     def matches(self, method: str) -> bool:
         """Whether this fault applies to ``method``."""
         return self.remaining > 0 and (self.method is None or self.method == method)
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``burst`` saved up."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-
-    def take(self) -> int | None:
-        """Take one token; None when allowed, else the seconds to wait (Retry-After, at least 1)."""
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return None
-        return max(1, math.ceil((1.0 - self._tokens) / self.rate))
-
-
-@dataclass
-class RateLimits:
-    """chat.postMessage limits: a bucket per channel plus one for the whole workspace."""
-
-    enabled: bool = True
-    channel_rate: float = 1.0
-    channel_burst: int = 3
-    workspace_rate: float = 10.0
-    workspace_burst: int = 30
-    clock: Callable[[], float] = time.monotonic
-    _channels: dict[str, TokenBucket] = field(default_factory=dict)
-    _workspace: TokenBucket | None = None
-
-    def check(self, channel: str) -> int | None:
-        """None when a post to ``channel`` may go now, else Retry-After seconds."""
-        if not self.enabled:
-            return None
-        if self._workspace is None:
-            self._workspace = TokenBucket(self.workspace_rate, self.workspace_burst, self.clock)
-        bucket = self._channels.get(channel)
-        if bucket is None:
-            bucket = self._channels[channel] = TokenBucket(self.channel_rate, self.channel_burst, self.clock)
-        wait = bucket.take()
-        if wait is not None:
-            return wait
-        return self._workspace.take()
 
 
 class ReactionMap(dict[tuple[str, str], set[str]]):

@@ -176,3 +176,67 @@ class TeamsSandbox:
         activity["channelData"]["eventType"] = "teamMemberAdded"
         activity["membersAdded"] = [{"id": f"28:{self.app_id}"}]
         assert (await self.deliver(activity)).status == 200
+
+    # ---- Adaptive Card buttons --------------------------------------------------------------------------------
+    def personal_cards(self, person: TeamsPerson) -> list[dict[str, Any]]:
+        """The bot's messages with an Adaptive Card in ``person``'s 1:1 chat with it, oldest first."""
+        conversation = self.connector.personal.get(person.user_id)
+        activities = self.connector.conversations.get(conversation, []) if conversation else []
+        return [a for a in activities if _card(a) is not None]
+
+    def card_submission(self, person: TeamsPerson, card_activity: dict[str, Any], title: str) -> dict[str, Any]:
+        """The activity Teams sends when ``person`` presses the ``Action.Submit`` titled ``title`` on the card the
+        bot posted as ``card_activity`` (in their 1:1 chat): a message with the action's ``data`` as ``value``
+        and no text, replying to the card."""
+        card = _card(card_activity)
+        submits = [a for a in _submit_actions(card or {}) if a.get("title") == title]
+        if not submits:
+            raise ValueError(f"no Action.Submit titled {title!r} on that card")
+        conversation = self.connector.personal.get(person.user_id)
+        if conversation is None:
+            raise ValueError(f"{person.name} has no 1:1 chat with the bot")
+        activity_id = self.connector.next_id()
+        return {
+            "type": "message",
+            "id": activity_id,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "localTimestamp": datetime.now(UTC).isoformat(),
+            "serviceUrl": self.service_url,
+            "channelId": "msteams",
+            "from": {"id": person.user_id, "name": person.name, "aadObjectId": f"aad-{person.user_id[3:]}"},
+            "conversation": {"conversationType": "personal", "tenantId": self.connector.tenant_id, "id": conversation},
+            "recipient": {"id": f"28:{self.app_id}", "name": BOT_NAME},
+            "entities": [{"type": "clientInfo", "locale": "en-US", "country": "US", "platform": "Web"}],
+            "channelData": {
+                "tenant": {"id": self.connector.tenant_id},
+                "source": {"name": "message"},
+                "legacy": {"replyToId": card_activity["id"]},
+            },
+            "replyToId": card_activity["id"],
+            "value": submits[0].get("data"),
+            "locale": "en-US",
+        }
+
+    async def submit_card(self, person: TeamsPerson, card_activity: dict[str, Any], title: str) -> dict[str, Any]:
+        """``person`` presses the button; returns the activity sent (deliver it again to act out a redelivery)."""
+        activity = self.card_submission(person, card_activity, title)
+        delivery = await self.deliver(activity)
+        assert delivery.status == 200, delivery
+        return activity
+
+
+def _card(activity: dict[str, Any]) -> dict[str, Any] | None:
+    for attachment in activity.get("attachments") or []:
+        if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive":
+            content = attachment.get("content")
+            return content if isinstance(content, dict) else None
+    return None
+
+
+def _submit_actions(element: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``Action.Submit`` in a card: its own actions and those of ``ActionSet``s in its body, nested too."""
+    found = [a for a in element.get("actions") or [] if a.get("type") == "Action.Submit"]
+    for child in element.get("body") or element.get("items") or []:
+        if isinstance(child, dict):
+            found += _submit_actions(child)
+    return found

@@ -6,8 +6,10 @@ and ``.../activities/{replyToId}``, ``GET /v3/conversations/{id}/members/{userId
 shape ``{"error": {"code", "message"}}``.
 
 Teams' per-bot-per-thread limits are enforced (7 sends / 1 s, 8 / 2 s, 60 / 30 s, 1800 / 3600 s: 429 beyond),
-plus the fault injection of :class:`~sandbox.http_faults.SandboxServer` and ``drop_next_send`` (the post is
-stored, then the connection is cut, so the bridge cannot know whether it happened).
+and the global limit per app per tenant (50 sends in any second), each a sliding window over accepted sends;
+every accepted send is recorded in ``accepted`` (time, conversation, activity id). Plus the fault injection of
+:class:`~sandbox.http_faults.SandboxServer` and ``drop_next_send`` (the post is stored, then the connection is
+cut, so the bridge cannot know whether it happened).
 """
 
 from __future__ import annotations
@@ -15,14 +17,25 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections import defaultdict
-from typing import Any
+from collections import defaultdict, deque
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from sandbox.http_faults import SandboxServer
 
 TEAMS_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
+APP_LIMIT: tuple[float, int] = (1.0, 50)  # Microsoft: "The global limit per app per tenant is 50 RPS"
+
+
+class AcceptedSend(NamedTuple):
+    """One bot post the stand-in accepted (``at``: its monotonic clock)."""
+
+    at: float
+    conversation: str
+    activity_id: str
+
+
 TOKEN_PATH = "/botframework.com/oauth2/v2.0/token"
 
 
@@ -30,13 +43,22 @@ class TeamsConnectorSandbox(SandboxServer):
     unauthorized_message = "Authorization has been denied for this request."
 
     def __init__(
-        self, *, app_id: str | None, app_password: str | None, tenant_id: str = "tenant-sandbox", limits: bool = True
+        self,
+        *,
+        app_id: str | None,
+        app_password: str | None,
+        tenant_id: str = "tenant-sandbox",
+        limits: bool = True,
+        app_limit: tuple[float, int] | None = APP_LIMIT,
     ) -> None:
         self.app_id = app_id
         self.app_password = app_password
         self.tenant_id = tenant_id
         self.team_id = "19:team-sandbox@thread.tacv2"
         self.limits_enabled = limits
+        self.app_limit = app_limit
+        self.app_sends: deque[float] = deque()
+        self.accepted: list[AcceptedSend] = []
         self.tokens: set[str] = set()
         self.channels: dict[str, str] = {}
         self.members: dict[str, dict[str, Any]] = {}
@@ -69,6 +91,13 @@ class TeamsConnectorSandbox(SandboxServer):
             "tenantId": self.tenant_id,
             "userRole": "user",
         }
+
+    def reset_limits(self) -> None:
+        """Every window empty again (as after a long quiet spell); forget accepted and refused sends."""
+        self.sends.clear()
+        self.app_sends.clear()
+        self.accepted.clear()
+        self.rate_limited.clear()
 
     def drop_next_send(self, n: int = 1) -> None:
         """Store the next ``n`` bot posts, then cut the connection instead of answering."""
@@ -112,25 +141,42 @@ class TeamsConnectorSandbox(SandboxServer):
         self.tokens.add(token)
         return web.json_response({"token_type": "Bearer", "expires_in": 3600, "access_token": token})
 
-    def _over_limit(self, conversation: str) -> bool:
+    def _over_limit(self, conversation: str, now: float) -> bool:
         if not self.limits_enabled:
             return False
-        now = time.monotonic()
         recent = [t for t in self.sends[conversation] if now - t < 3600]
         self.sends[conversation] = recent
         return any(sum(1 for t in recent if now - t < window) >= count for window, count in TEAMS_LIMITS)
 
-    def _count(self, conversation: str) -> web.Response | None:
-        if self._over_limit(conversation):
+    def _over_app_limit(self, now: float) -> bool:
+        if not self.limits_enabled or self.app_limit is None:
+            return False
+        window, count = self.app_limit
+        while self.app_sends and now - self.app_sends[0] >= window:
+            self.app_sends.popleft()
+        return len(self.app_sends) >= count
+
+    def admit(self, conversation: str, now: float) -> str | None:
+        """Count a send into ``conversation`` arriving at ``now`` (monotonic); the refusal's reason if over a limit."""
+        if self._over_limit(conversation, now):
             self.rate_limited.append(conversation)
-            return self.error_response(429, "Too many requests for this thread")
-        self.sends[conversation].append(time.monotonic())
+            return "Too many requests for this thread"
+        if self._over_app_limit(now):
+            self.rate_limited.append(conversation)
+            return "Too many requests for this app"
+        self.sends[conversation].append(now)
+        self.app_sends.append(now)
         return None
+
+    def _count(self, conversation: str) -> web.Response | None:
+        refused = self.admit(conversation, time.monotonic())
+        return self.error_response(429, refused) if refused is not None else None
 
     async def _store(self, request: web.Request, conversation: str, activity: dict[str, Any]) -> web.Response:
         """Store a bot post; answer with its id, or store it and cut the connection (``drop_next_send``)."""
         activity = {**activity, "id": activity.get("id") or self.next_id(), "from": {"id": f"28:{self.app_id}"}}
         self.conversations[conversation].append(activity)
+        self.accepted.append(AcceptedSend(time.monotonic(), conversation, str(activity["id"])))
         if self._drop_sends > 0:
             self._drop_sends -= 1
             if request.transport is not None:
@@ -149,6 +195,7 @@ class TeamsConnectorSandbox(SandboxServer):
             root = self.next_id()
             activity = {**(params.get("activity") or {}), "id": root}
             self.conversations[channel].append(activity)
+            self.accepted.append(AcceptedSend(time.monotonic(), channel, root))
             if self._drop_sends > 0:
                 self._drop_sends -= 1
                 if request.transport is not None:

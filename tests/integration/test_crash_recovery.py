@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -259,4 +260,20 @@ async def test_burst_written_while_the_bridge_is_down_is_mirrored_in_writing_ord
         bridge.stop()
         if not ok:
             print(f"bridge output:\n{bridge.output()}")
+        await world.stop()
+
+
+async def test_sigterm_stops_serve_cleanly(database_url: str, tmp_path: Path) -> None:
+    """SIGTERM (systemd, Docker, Kubernetes) stops `serve` like Ctrl-C: exit 0, background work shut down."""
+    world = await World.create(database_url)
+    bridge = BridgeProcess(world.env(), tmp_path / "bridge.log")
+    try:
+        await bridge.start_healthy()
+        assert bridge.proc is not None
+        bridge.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(bridge.proc.wait, 20)
+        assert code == 0, bridge.output()
+        assert "stopping (signal received)" in bridge.output()
+    finally:
+        bridge.kill()
         await world.stop()

@@ -1,4 +1,5 @@
-"""`rallybridge demo` as a newcomer runs it: the real CLI in a subprocess, on a fresh SQLite file."""
+"""`rallybridge demo`'s scripted study: the real CLI in a subprocess, on a fresh SQLite file (the playground that
+follows the script by default is tested in tests/playground/)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_demo_plays_the_study_and_exits_zero(tmp_path: Path) -> None:
     database = f"sqlite+aiosqlite:///{tmp_path / 'd.sqlite3'}"
     done = subprocess.run(
-        [str(RALLYBRIDGE), "demo", "--pace", "0", "--database", database],
+        [str(RALLYBRIDGE), "demo", "--pace", "0", "--database", database, "--no-playground"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import func, select
+
 from sandbox.world import World
+from storage.models import InboxEvent, StudyLink
 from tests.integration.conftest import eventually
 
 
@@ -88,4 +93,43 @@ async def test_unlink_stops_the_bridge_and_says_so(world: World) -> None:
     await world.slack.run_command(c.channel, c.owner.slack_id, f"unlink {c.study_id}")
     await eventually(
         lambda: [m for m in world.slack.messages(c.channel) if "unlinked" in m.get("text", "")], what="unlink notice"
+    )
+
+
+async def test_link_in_a_public_channel_without_the_bot_joins_it_and_links(world: World) -> None:
+    c = world.cast
+    world.slack.add_channel("C0NEWPUB", "checkout-new", bot_member=False)
+    result = await world.slack.run_command("C0NEWPUB", c.owner.slack_id, f"link {c.study_id}")
+    assert result.status == 200 and "Checking the study" in result.body
+    assert "C0NEWPUB" not in world.slack.bot_absent  # the bot joined before answering
+    roots = await eventually(
+        lambda: [m for m in world.slack.messages("C0NEWPUB") if "Jordan L." in m.get("text", "")],
+        what="Jordan's thread root in the newly joined channel",
+    )
+    assert len(roots) == 1
+
+
+async def test_command_in_a_private_channel_without_the_bot_says_to_invite_it_and_stores_nothing(
+    world: World,
+) -> None:
+    c = world.cast
+    assert world.bridge is not None
+    world.slack.add_channel("G0SECRET", "secret-study", bot_member=False, private=True)
+    async with world.bridge.services.db.transaction() as session:
+        before = (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one()
+    result = await world.slack.run_command("G0SECRET", c.owner.slack_id, f"link {c.study_id}")
+    assert result.status == 200
+    assert "/invite @Rally Bridge" in json.loads(result.body)["text"]
+    async with world.bridge.services.db.transaction() as session:
+        after = (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one()
+        links = (await session.execute(select(func.count()).select_from(StudyLink))).scalar_one()
+    assert (after, links) == (before, 0)
+    assert world.slack.messages("G0SECRET") == [] and "G0SECRET" in world.slack.bot_absent
+    # Once invited, the same command works.
+    world.slack.bot_absent.discard("G0SECRET")
+    result = await world.slack.run_command("G0SECRET", c.owner.slack_id, f"link {c.study_id}")
+    assert "Checking the study" in result.body
+    await eventually(
+        lambda: [m for m in world.slack.messages("G0SECRET") if "linked Rally study" in m.get("text", "")],
+        what="the link confirmation after the invite",
     )

@@ -248,3 +248,34 @@ async def test_status_list_and_cancel(world: World, fake_clock: FakeClock) -> No
     assert [r.status for r in await _rows(world)] == ["cancelled", "pending"]
     overview = unescape(await command(world, c.owner.slack_id, "status"))
     assert "Jordan L." in overview and "#2 follow-up" in overview
+
+
+async def test_before_session_reminder_follows_the_session_when_rally_moves_it(
+    world: World, fake_clock: FakeClock
+) -> None:
+    c = world.cast
+    root_ts = await linked(world)
+    await command(world, c.owner.slack_id, "remind Jordan 1h before session See you soon")
+    await command(world, c.owner.slack_id, "remind Jordan in 3h fixed")
+    fixed_due = (await _rows(world))[1].due_at
+    p = world.rally.participants[c.study_id][c.jordan.participant_id]
+    moved_to = datetime.fromisoformat(p["sessionStartsAt"].replace("Z", "+00:00")) + timedelta(days=1, hours=2)
+    await world.rally.move_session(c.study_id, c.jordan.participant_id, moved_to.isoformat().replace("+00:00", "Z"))
+
+    for _ in range(200):  # the webhook is processed asynchronously
+        if (await _rows(world))[0].due_at == moved_to - timedelta(hours=1):
+            break
+        await asyncio.sleep(0.05)
+    assert (await _rows(world))[0].due_at == moved_to - timedelta(hours=1)
+    await eventually(lambda: any_text(thread_texts(world, root_ts), "session moved, so reminder #1"))
+    rows = await _rows(world)
+    assert rows[1].due_at == fixed_due  # a reminder at a fixed time stays where it was
+    assert [r.status for r in rows] == ["pending", "pending"]
+    # It fires at the new time, not the old one.
+    fake_clock.set(moved_to - timedelta(hours=1, minutes=5))
+    await fire_due(world)
+    await asyncio.sleep(0.3)
+    assert "See you soon" not in sent_to(world, c.jordan)
+    fake_clock.set(moved_to - timedelta(hours=1) + timedelta(seconds=1))
+    await fire_due(world)
+    await eventually(lambda: "See you soon" in sent_to(world, c.jordan), what="the moved reminder sent")

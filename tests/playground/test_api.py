@@ -1,0 +1,154 @@
+"""The playground's HTTP API: bad input is refused with a reason and changes nothing; private notes stay private."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.playground import Playground
+from bot.playground.server import as_slack_client_sends
+from sandbox.world import World
+from tests.integration.conftest import eventually
+
+
+@pytest.fixture
+async def client(playground: Playground) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=str(playground.url)) as session:
+        yield session
+
+
+async def post(client: aiohttp.ClientSession, path: str, payload: Any) -> tuple[int, dict[str, Any]]:
+    async with client.post(path, json=payload) as response:
+        return response.status, await response.json()
+
+
+async def state(client: aiohttp.ClientSession, viewer: str) -> dict[str, Any]:
+    async with client.get("/api/state", params={"as": viewer}) as response:
+        assert response.status == 200
+        return dict(await response.json())
+
+
+def footprint(world: World) -> tuple[Any, ...]:
+    """Everything an action could have changed in the stand-ins."""
+    c = world.cast
+    return (
+        len(world.respondent.webhook_deliveries),
+        len(world.rally.webhook_deliveries),
+        len(world.slack.event_deliveries),
+        len(world.slack.messages(c.channel)),
+        sum(len(conv["messages"]) for conv in world.respondent.conversations.values()),
+        [p["approvalStatus"] for p in world.rally.participants[c.study_id].values()],
+        world.respondent._outage,
+    )
+
+
+BAD_ACTIONS = [
+    ("/api/participant/write", {"participant": "pa_nobody", "body": "hi"}, 404, "no participant 'pa_nobody'"),
+    ("/api/participant/write", {"participant": ["pa_alex"], "body": "hi"}, 404, "no participant"),
+    ("/api/participant/write", {"participant": "pa_alex", "body": "   "}, 400, "body must be non-empty text"),
+    ("/api/participant/write", {"participant": "pa_alex", "body": 42}, 400, "body must be non-empty text"),
+    ("/api/participant/write", {"participant": "pa_alex", "body": "x" * 4001}, 400, "longer than 4000 characters"),
+    ("/api/slack/post", {"user": "U0NOBODY", "text": "hi"}, 400, "unknown person 'U0NOBODY'"),
+    ("/api/slack/post", {"user": "U0CHLOE", "text": "hi", "thread_ts": "123.456"}, 404, "no thread '123.456'"),
+    ("/api/slack/post", {"user": "U0CHLOE", "text": "/rally help"}, 400, "slash commands go in the channel"),
+    ("/api/slack/command", {"user": "U0ANA", "text": "/giphy cats"}, 400, "/giphy is not a command here"),
+    ("/api/slack/command", {"user": "U0ANA", "text": ""}, 400, "text must be non-empty text"),
+    ("/api/rally/approve", {"participant": "pa_jordan"}, 409, "Jordan Lee is already approved"),
+    ("/api/respondent/outage", {"down": "yes"}, 400, "down must be true or false"),
+    ("/api/rally/approve", ["pa_alex"], 400, "the body must be a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("path", "payload", "status", "reason"), BAD_ACTIONS)
+async def test_a_bad_action_is_refused_with_its_reason_and_changes_nothing(
+    client: aiohttp.ClientSession, world: World, path: str, payload: Any, status: int, reason: str
+) -> None:
+    before = footprint(world)
+    answer_status, answer = await post(client, path, payload)
+    assert (answer_status, reason in answer["error"]) == (status, True), answer
+    assert footprint(world) == before
+
+
+async def test_actions_from_another_site_or_as_a_form_are_refused(client: aiohttp.ClientSession, world: World) -> None:
+    before = footprint(world)
+    approve = {"participant": "pa_alex"}
+    async with client.post("/api/rally/approve", json=approve, headers={"Origin": "http://evil.example"}) as r:
+        assert r.status == 403
+    async with client.post("/api/rally/approve", data={"participant": "pa_alex"}) as r:
+        assert r.status == 415
+        assert "application/json" in (await r.json())["error"]
+    async with client.post("/api/rally/approve", data=b"{not json", headers={"Content-Type": "application/json"}) as r:
+        assert (r.status, (await r.json())["error"]) == (400, "the body is not valid JSON")
+    async with client.get("/api/state", params={"as": "U0NOBODY"}) as r:
+        assert r.status == 400
+    assert footprint(world) == before
+
+
+async def test_the_page_loads_only_its_own_script_and_style(client: aiohttp.ClientSession) -> None:
+    async with client.get("/") as r:
+        assert r.status == 200
+        assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert '<script src="/app.js" defer></script>' in await r.text()
+    async with client.get("/app.js") as r:
+        assert (r.status, r.content_type) == (200, "text/javascript")
+        assert "innerHTML" not in await r.text()  # everything is rendered with textContent
+
+
+async def test_private_notices_are_served_only_to_the_person_they_are_for(
+    client: aiohttp.ClientSession, world: World
+) -> None:
+    c = world.cast
+    link = {"user": c.owner.slack_id, "text": f"/rally link {c.study_id}"}
+    assert (await post(client, "/api/slack/command", link))[0] == 200
+
+    def jordan_root() -> str | None:
+        roots = [m for m in world.slack.messages(c.channel) if "Jordan L." in m["text"]]
+        return roots[0]["ts"] if roots else None
+
+    root = await eventually(jordan_root, what="Jordan's thread root")
+    status, _ = await post(
+        client, "/api/slack/post", {"user": c.outsider.slack_id, "text": "Buy our product", "thread_ts": root}
+    )
+    assert status == 200
+
+    async def refusals(viewer: str) -> list[str]:
+        return [p["text"] for p in (await state(client, viewer))["slack"]["private"] if "not on the team" in p["text"]]
+
+    deadline = time.monotonic() + 10
+    while not await refusals(c.outsider.slack_id):
+        assert time.monotonic() < deadline, "the outsider never saw a private refusal"
+        await asyncio.sleep(0.05)
+    assert len(await refusals(c.outsider.slack_id)) == 1
+    assert await refusals(c.teammate.slack_id) == []
+    assert await refusals(c.owner.slack_id) == []
+    owner_private = [p["text"] for p in (await state(client, c.owner.slack_id))["slack"]["private"]]
+    assert "Checking the study in Rally…" in owner_private  # the slash command's ack, shown to Ana only
+    assert world.respondent.messages_to(c.jordan.respondent_user_id) == []
+
+
+def test_text_typed_in_slack_is_sent_as_slacks_client_sends_it() -> None:
+    assert as_slack_client_sends("Tom & Jerry <!channel> <b>") == "Tom &amp; Jerry &lt;!channel&gt; &lt;b&gt;"
+    assert as_slack_client_sends("see https://example.com/a?b=1&c=2.") == "see <https://example.com/a?b=1&amp;c=2>."
+    assert as_slack_client_sends("(https://example.com)") == "(<https://example.com>)"
+
+
+async def test_a_taken_port_gives_the_playground_another(world: World) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        playground = Playground(world)
+        url = await playground.start(port)
+        try:
+            assert url.startswith("http://127.0.0.1:") and url != f"http://127.0.0.1:{port}/"
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                assert response.status == 200
+        finally:
+            await playground.stop()
