@@ -104,10 +104,12 @@ async def one_run(
                     if response.status != 200:
                         raise common.BenchError(f"warm-up request {i} answered {response.status}")
             cpu_before, wall_before = stack.serve.cpu_seconds(), time.perf_counter()
+            db_before = common.processes_cpu_seconds("postgres") if backend == "postgres" else 0.0
             async with common.profiled(stack.serve.pid, profile):
                 load = await common.open_loop(rate, seconds, send)
             load_wall = time.perf_counter() - wall_before
             cpu_load = stack.serve.cpu_seconds() - cpu_before
+            db_load = (common.processes_cpu_seconds("postgres") - db_before) if backend == "postgres" else float("nan")
             drained_at = time.perf_counter()
             drain = float("nan")
             while time.perf_counter() - drained_at < 120:
@@ -124,6 +126,7 @@ async def one_run(
             "within": summary["within"] * answered / len(latencies) if latencies else 0.0,
             "non_2xx": float(sum(n for status, n in statuses.items() if not 200 <= status < 300) + errors),
             "cpu_share": cpu_load / load_wall,
+            "db_share": db_load / load_wall,
             "cpu_ms": cpu_all * 1000 / len(requests),
             "drain_s": drain,
             "lag_ms": load.max_lag * 1000,
@@ -140,6 +143,7 @@ HEADERS = [
     "within 3 s",
     "non-2xx",
     "serve CPU",
+    "PostgreSQL CPU",
     "CPU ms/event",
     "inbox drained after",
     "load lag max",
@@ -157,6 +161,7 @@ def row(backend: str, rate: int, f: dict[str, float]) -> list[Any]:
         f"{f['within']:.2%}",
         int(f["non_2xx"]),
         f"{f['cpu_share']:.0%}",
+        "-" if f["db_share"] != f["db_share"] else f"{f['db_share']:.0%}",
         f["cpu_ms"],
         "-" if f["drain_s"] != f["drain_s"] else f"{f['drain_s']:.1f} s",
         f"{f['lag_ms']:.0f} ms",
@@ -258,7 +263,8 @@ def main() -> None:
             f"Signed Slack thread-reply events, open-loop at each rate for {seconds:.0f} s, each (database, rate, "
             f"run) on a fresh database and serve process; figures are medians of {runs} run(s). Latency is "
             "measured by the client on 127.0.0.1, from sending to the full answer. *serve CPU* is the serve "
-            "process's CPU time during the load over its wall time (100% = one core); *CPU ms/event* is the serve "
+            "process's CPU time during the load over its wall time (100% = one core), *PostgreSQL CPU* the same for "
+            "every `postgres` process on the machine (the server's backends); *CPU ms/event* is the serve "
             "process's CPU time from the first request until its workers had finished every stored event, per "
             "event; *inbox drained after* is how long the workers needed after the last request; *load lag max* "
             "is how far the load generator itself fell behind its schedule (its own CPU starvation).",

@@ -219,6 +219,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def processes_cpu_seconds(name: str) -> float:
+    """User + system CPU seconds so far of every process called ``name`` (e.g. ``postgres``: the local server's
+    backends), 0.0 when there is none. Processes that exit in between are not counted, so read it over short spans."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = stat.read_text()
+            if raw[raw.index("(") + 1 : raw.rindex(")")] == name:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 @dataclass
 class Serve:
     """A running ``rallybridge serve`` subprocess."""

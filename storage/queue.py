@@ -279,4 +279,7 @@ async def requeue_failed(session: AsyncSession, model: QueueModel, row_id: int, 
             created_at=case((model.needs_verify.is_(True), model.created_at), else_=now),
         )
     )
-    return bool(getattr(await session.execute(statement), "rowcount", 0))
+    requeued = bool(getattr(await session.execute(statement), "rowcount", 0))
+    if requeued:
+        mark_queued(session, model.__tablename__)  # wake this queue's workers once it commits, not at the next poll
+    return requeued
