@@ -62,6 +62,12 @@ async def threads_of_study(session: AsyncSession, study_id: str) -> dict[str, Pa
     return {thread.participant_id: thread for thread in (await session.execute(query)).scalars()}
 
 
+async def participants_with_threads(session: AsyncSession, study_id: str) -> set[str]:
+    """Participant ids of the study that have a thread (ids only: what reconcile needs before it reads Rally)."""
+    query = select(ParticipantThread.participant_id).where(ParticipantThread.study_id == study_id)
+    return set((await session.execute(query)).scalars())
+
+
 async def respondent_users_with_threads(session: AsyncSession, project_id: str) -> set[str]:
     """Respondent user ids that have a thread in ``project_id``: whose messages the bridge mirrors."""
     query = select(ParticipantThread.respondent_user_id).where(ParticipantThread.respondent_project_id == project_id)

@@ -541,7 +541,7 @@ async def _reconcile(services: Services, event: Claimed) -> Apply:
     study_id = p["study_id"]
     async with services.db.transaction() as session:
         link = await repo.link_for_study(session, study_id)
-        threads = await repo.threads_of_study(session, study_id) if link is not None else {}
+        threaded = await repo.participants_with_threads(session, study_id) if link is not None else set()
     if link is None or not link.active:
         return _nothing
     project_id = link.respondent_project_id
@@ -550,7 +550,7 @@ async def _reconcile(services: Services, event: Claimed) -> Apply:
     joining = {
         x.respondent_user_id
         for x in participants or ()
-        if x.respondent_user_id and _bridgeable(x) and x.participant_id not in threads
+        if x.respondent_user_id and _bridgeable(x) and x.participant_id not in threaded
     }
     listed = await services.respondent.list_conversations(project_id)
     force = joining | set(p.get("respondent_user_ids") or ())
