@@ -7,6 +7,7 @@ port (in this process, or as a ``rallybridge serve`` subprocess through :meth:`W
 from __future__ import annotations
 
 import base64
+import random
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -21,11 +22,22 @@ from sandbox.rally import RallySandbox
 from sandbox.respondent import RespondentSandbox
 from sandbox.slack import SlackSandbox
 
+# Ports for servers the tests start and restart: below Linux's ephemeral range (32768-60999 by default), so that
+# the kernel never hands one to an outgoing connection or a port-0 bind between our check and a (re)start.
+_PORTS = (20000, 32000)
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that is free now and that the kernel will not give to anyone else by itself."""
+    for _ in range(200):
+        port = random.randint(*_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORTS[0]}-{_PORTS[1]}")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from adapters.respondent.webhooks import sign
 from bot.errors import InvalidInput, NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
 from bot.inbound import EventKind
 from sandbox.respondent import OWNER, RespondentSandbox
+from sandbox.world import free_port
 
 PROJECT = "69603934cd7d6158385a200c"
 USER = "6960391fbd5465b2dd6bd6e1"
@@ -70,12 +70,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     r = Receiver()
     yield r
     await r.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- client: happy paths --------------------------------------------------------------------------------
