@@ -213,20 +213,11 @@ def main() -> None:
     parser.add_argument("--rates", type=_rates, default=[50, 200, 500], help="requests per second (default 50,200,500)")
     parser.add_argument("--seconds", type=_seconds, default=None, help="load per rate (default 30; 5 with --quick)")
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of serve")
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        default=None,
-        help="also run the bridge of this source tree (git archive REF | tar -x -C DIR), interleaved; compare",
-    )
+    common.add_baseline_argument(parser)
     args = common.parse_args(parser)
-    if args.baseline is not None and not (args.baseline / "bot" / "cli.py").is_file():
-        parser.error(f"--baseline {args.baseline} is not a Rally Bridge source tree (no bot/cli.py)")
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     runs = args.runs
-    variants: list[tuple[str, Path | None]] = [("after", None)]
-    if args.baseline is not None:
-        variants.insert(0, ("before", args.baseline.resolve()))
+    variants = common.variants(parser, args)
 
     results: dict[str, dict[tuple[str, int], dict[str, float]]] = {name: {} for name, _ in variants}
     started = time.monotonic()

@@ -115,6 +115,26 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = Non
     return args
 
 
+def add_baseline_argument(parser: argparse.ArgumentParser) -> None:
+    """``--baseline DIR``: also run the bridge of another source tree, interleaved, for before/after figures."""
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the bridge of this source tree (git archive REF | tar -x -C DIR), interleaved; compare",
+    )
+
+
+def variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """What to run: ``[("after", None)]``, preceded by ``("before", DIR)`` when ``--baseline`` names a source tree
+    (a parser error otherwise). ``None`` is this working tree."""
+    if args.baseline is None:
+        return [("after", None)]
+    if not (args.baseline / "bot" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline} is not a Rally Bridge source tree (no bot/cli.py)")
+    return [("before", args.baseline.resolve()), ("after", None)]
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -215,19 +215,10 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=_positive(float, 1, 1000), default=20.0, help="messages per second (default 20)")
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of both processes")
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        default=None,
-        help="also run the bridge of this source tree (git archive REF | tar -x -C DIR), interleaved; compare",
-    )
+    common.add_baseline_argument(parser)
     args = common.parse_args(parser)
-    if args.baseline is not None and not (args.baseline / "bot" / "cli.py").is_file():
-        parser.error(f"--baseline {args.baseline} is not a Rally Bridge source tree (no bot/cli.py)")
     messages = args.messages or (60 if args.quick else 300)
-    variants: list[tuple[str, Path | None]] = [("after", None)]
-    if args.baseline is not None:
-        variants.insert(0, ("before", args.baseline.resolve()))
+    variants = common.variants(parser, args)
     started = time.monotonic()
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for backend in args.databases:
