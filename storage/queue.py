@@ -16,12 +16,11 @@ import functools
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, case, exists, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, exists, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from storage.db import mark_queued
 from storage.models import InboxEvent, OutboxItem
@@ -48,6 +47,10 @@ class Claimed:
     created_at: datetime
 
 
+def _table(model: QueueModel) -> Table:
+    return cast(Table, model.__table__)
+
+
 async def enqueue(
     session: AsyncSession,
     model: QueueModel,
@@ -71,79 +74,100 @@ async def enqueue(
         "needs_verify": False,
         "created_at": now,
     }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert_fn(model).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    inserted = bool(getattr(await session.execute(statement), "rowcount", 0))
+    result = await session.execute(_enqueue_statement(model, _dialect(session)), values)
+    inserted = bool(getattr(result, "rowcount", 0))
     if inserted:
         mark_queued(session, model.__tablename__)  # the workers of this queue are woken once it commits
     return inserted
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+@functools.cache
+def _enqueue_statement(model: QueueModel, dialect: str) -> Any:
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_fn(_table(model)).on_conflict_do_nothing(index_elements=["key"])
+
+
 async def exists_key(session: AsyncSession, model: QueueModel, key: str) -> bool:
     """Whether a row with ``key`` was ever queued."""
-    return (await session.execute(select(model.id).where(model.key == key))).first() is not None
+    t = _table(model)
+    return (await session.execute(select(t.c.id).where(t.c.key == key))).first() is not None
 
 
 async def waiting_in_lane(session: AsyncSession, model: QueueModel, lane: str) -> bool:
     """Whether an unfinished row of ``lane`` has failed an attempt already (the lane waits out a failure)."""
+    t = _table(model)
     query = (
-        select(model.id)
-        .where(model.lane == lane, model.status.in_((PENDING, WORKING)), model.last_error.is_not(None))
-        .limit(1)
+        select(t.c.id).where(t.c.lane == lane, t.c.status.in_((PENDING, WORKING)), t.c.last_error.is_not(None)).limit(1)
     )
     return (await session.execute(query)).first() is not None
 
 
 async def unfinished_payloads(session: AsyncSession, model: QueueModel, lane: str, *, from_id: int) -> list[Any]:
     """Payloads of the unfinished rows of ``lane`` from row ``from_id`` on, in lane order."""
+    t = _table(model)
     query = (
-        select(model.payload)
-        .where(model.lane == lane, model.id >= from_id, model.status.in_((PENDING, WORKING)))
-        .order_by(model.id)
+        select(t.c.payload)
+        .where(t.c.lane == lane, t.c.id >= from_id, t.c.status.in_((PENDING, WORKING)))
+        .order_by(t.c.id)
     )
     return list((await session.execute(query)).scalars())
 
 
 @functools.cache
-def _claim_query(model: QueueModel, limit: int) -> Any:
-    """The claim statement, built once per queue and limit: building it (an aliased self-join) costs more CPU
-    than running it. ``claim_now`` is bound at each execution."""
-    now = bindparam("claim_now", type_=model.__table__.c.next_attempt_at.type)
-    earlier = aliased(model)
+def _claim_statement(model: QueueModel, limit: int) -> Any:
+    """The claim, one statement built once per queue and limit (building it costs more CPU than running it).
+
+    ``UPDATE ... WHERE id IN (the due lane heads, locked, SKIP LOCKED) RETURNING ...``: choosing, locking and
+    leasing in one round trip, on SQLAlchemy Core (no ORM objects to load, track and flush). SET expressions see
+    the row as it was, so a row taken over from an expired lease (status still ``working``) gets ``needs_verify``.
+    ``claim_now``, ``lease_until`` and ``owner`` are bound at each execution.
+    """
+    t = _table(model)
+    now = bindparam("claim_now", type_=t.c.next_attempt_at.type)
+    candidate, earlier = t.alias("candidate"), t.alias("earlier")
     unfinished_before = exists().where(
-        earlier.lane == model.lane,
-        earlier.id < model.id,
-        earlier.status.in_((PENDING, WORKING)),
+        earlier.c.lane == candidate.c.lane,
+        earlier.c.id < candidate.c.id,
+        earlier.c.status.in_((PENDING, WORKING)),
     )
     due = or_(
-        and_(model.status == PENDING, model.next_attempt_at <= now),
-        and_(model.status == WORKING, model.lease_until < now),
+        and_(candidate.c.status == PENDING, candidate.c.next_attempt_at <= now),
+        and_(candidate.c.status == WORKING, candidate.c.lease_until < now),
+    )
+    heads = (
+        select(candidate.c.id)
+        .where(due, ~unfinished_before)
+        .order_by(candidate.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=candidate)
     )
     return (
-        select(model)
-        .where(due, ~unfinished_before)
-        .order_by(model.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=model)
+        update(t)
+        .where(t.c.id.in_(heads))
+        .values(
+            status=WORKING,
+            attempts=t.c.attempts + 1,
+            needs_verify=case((t.c.status == WORKING, true()), else_=t.c.needs_verify),
+            lease_owner=bindparam("owner", type_=t.c.lease_owner.type),
+            lease_until=bindparam("lease_until", type_=t.c.lease_until.type),
+        )
+        .returning(t.c.id, t.c.key, t.c.kind, t.c.lane, t.c.payload, t.c.attempts, t.c.needs_verify, t.c.created_at)
     )
 
 
 async def claim(
     session: AsyncSession, model: QueueModel, *, owner: str, lease: timedelta, limit: int = 10
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due rows, the head of each lane only."""
+    """Lease up to ``limit`` due rows, the head of each lane only, in id order."""
     now = utcnow()
-    rows: list[Any] = list((await session.execute(_claim_query(model, limit), {"claim_now": now})).scalars().all())
-    claimed: list[Claimed] = []
-    for row in rows:
-        expired_lease = row.status == WORKING
-        row.needs_verify = row.needs_verify or expired_lease
-        row.status = WORKING
-        row.attempts += 1
-        row.lease_owner = owner
-        row.lease_until = now + lease
-        claimed.append(
+    params = {"claim_now": now, "lease_until": now + lease, "owner": owner}
+    rows = (await session.execute(_claim_statement(model, limit), params)).all()
+    return sorted(
+        (
             Claimed(
                 id=row.id,
                 key=row.key,
@@ -151,27 +175,41 @@ async def claim(
                 lane=row.lane,
                 payload=dict(row.payload),
                 attempts=row.attempts,
-                needs_verify=row.needs_verify,
+                needs_verify=bool(row.needs_verify),
                 created_at=row.created_at,
             )
-        )
-    return claimed
+            for row in rows
+        ),
+        key=lambda claimed: claimed.id,
+    )
 
 
-def _held(model: QueueModel, row_id: int, owner: str) -> Any:
-    return and_(model.id == row_id, model.status == WORKING, model.lease_owner == owner)
+def _held(t: Table, row_id: int, owner: str) -> Any:
+    return and_(t.c.id == row_id, t.c.status == WORKING, t.c.lease_owner == owner)
+
+
+async def _update_held(session: AsyncSession, model: QueueModel, row_id: int, owner: str, **values: Any) -> bool:
+    """Update the row if ``owner`` still holds its lease (Core: nothing loaded); True when it did."""
+    t = _table(model)
+    result = await session.execute(update(t).where(_held(t, row_id, owner)).values(**values))
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def finish(
     session: AsyncSession, model: QueueModel, row_id: int, owner: str, result: dict[str, Any] | None = None
 ) -> bool:
     """Mark done. False when the lease was lost meanwhile (another claimer took over)."""
-    statement = (
-        update(model)
-        .where(_held(model, row_id, owner))
-        .values(status=DONE, result=result, finished_at=utcnow(), lease_until=None, last_error=None)
+    return await _update_held(
+        session,
+        model,
+        row_id,
+        owner,
+        status=DONE,
+        result=result,
+        finished_at=utcnow(),
+        lease_until=None,
+        last_error=None,
     )
-    return bool(getattr(await session.execute(statement), "rowcount", 0))
 
 
 def backoff(attempts: int, retry_after: float | None, *, base: float = 1.0, cap: float = 300.0) -> float:
@@ -192,18 +230,8 @@ async def retry_later(
     delay: float,
     needs_verify: bool = False,
 ) -> bool:
-    statement = (
-        update(model)
-        .where(_held(model, row_id, owner))
-        .values(
-            status=PENDING,
-            next_attempt_at=utcnow() + timedelta(seconds=delay),
-            lease_until=None,
-            last_error=error,
-            needs_verify=needs_verify,
-        )
-    )
-    return bool(getattr(await session.execute(statement), "rowcount", 0))
+    values = _pending_again(delay, last_error=error, needs_verify=needs_verify)
+    return await _update_held(session, model, row_id, owner, **values)
 
 
 async def defer(session: AsyncSession, model: QueueModel, row_id: int, owner: str, *, delay: float) -> bool:
@@ -212,26 +240,20 @@ async def defer(session: AsyncSession, model: QueueModel, row_id: int, owner: st
     For work that was not attempted (a send budget was used up): the claim's attempt is taken back, no error
     is recorded and ``needs_verify`` stays as it was. The row keeps its place at the head of its lane.
     """
-    statement = (
-        update(model)
-        .where(_held(model, row_id, owner))
-        .values(
-            status=PENDING,
-            attempts=model.attempts - 1,
-            next_attempt_at=utcnow() + timedelta(seconds=max(0.0, delay)),
-            lease_until=None,
-        )
-    )
-    return bool(getattr(await session.execute(statement), "rowcount", 0))
+    values = _pending_again(delay, attempts=_table(model).c.attempts - 1)
+    return await _update_held(session, model, row_id, owner, **values)
+
+
+def _pending_again(delay: float, **values: Any) -> dict[str, Any]:
+    """Back to pending, due ``delay`` seconds from now, lease released (plus ``values``)."""
+    due = utcnow() + timedelta(seconds=max(0.0, delay))
+    return {"status": PENDING, "next_attempt_at": due, "lease_until": None, **values}
 
 
 async def give_up(session: AsyncSession, model: QueueModel, row_id: int, owner: str, *, error: str) -> bool:
-    statement = (
-        update(model)
-        .where(_held(model, row_id, owner))
-        .values(status=FAILED, last_error=error, finished_at=utcnow(), lease_until=None)
+    return await _update_held(
+        session, model, row_id, owner, status=FAILED, last_error=error, finished_at=utcnow(), lease_until=None
     )
-    return bool(getattr(await session.execute(statement), "rowcount", 0))
 
 
 # --- failed rows, seen and re-queued by people (App Home's Retry: bot/home.py, ``retry <id>``) -----------------

@@ -77,10 +77,8 @@ def _drop_postgres_database(name: str) -> None:
     asyncio.run(drop())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database on each backend."""
-    if request.param == "sqlite":
+def _migrated_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.sqlite3'}"
         upgrade(url)
         yield url
@@ -96,6 +94,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         _drop_postgres_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database on each backend."""
+    yield from _migrated_database(request.param, tmp_path)
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty PostgreSQL database, for what only PostgreSQL has (a server that can go away)."""
+    yield from _migrated_database(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -225,3 +225,31 @@ async def test_outcomes_recorded_together_keep_lease_loss_to_its_row_and_claim_w
         assert sorted(r.key for r in worker._handed) == ["after-a", "after-c"]
     finally:
         await db.dispose()
+
+
+# --- a restarted PostgreSQL server -------------------------------------------------------------------------
+
+
+async def test_a_group_write_on_a_connection_the_server_dropped_is_written_again_on_a_fresh_one(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No pre-ping on check-out (storage/db.py): a pooled connection whose server process is gone fails on its
+    first statement. The inbox's group write then runs once more on a new connection, so the request is stored
+    and answered instead of refused."""
+    db = Database(postgres_url)
+    try:
+        assert await record(_services(db), _reply(1))  # a pooled urgent connection now exists
+        async with db.transaction() as session:  # from another pool: end every other session of this database
+            await session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert await record(_services(db), _reply(2))
+        assert not await record(_services(db), _reply(2))  # stored once: the retry is a duplicate
+        async with db.transaction() as session:
+            assert (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one() == 2
+        assert "writing the group again" in caplog.text
+    finally:
+        await db.dispose()
