@@ -229,7 +229,7 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     if teams is not None:
         add_teams_route(web_app, teams)
     bridge = Bridge(settings=settings, services=services, bolt=bolt, web_app=web_app, workers=workers)
-    bridge.closers = [respondent, rally, *([teams] if teams is not None else [])]
+    bridge.closers = [respondent, rally, *services.chats.values(), *([teams] if teams is not None else [])]
 
     async def on_startup(_app: web.Application) -> None:
         await bridge.start_background()

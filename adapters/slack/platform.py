@@ -184,6 +184,21 @@ class SlackPlatform:
         self._scan_pages = scan_pages
         self._cache_seconds = user_cache_seconds
         self._users: dict[str, tuple[float, ChatUser]] = {}
+        self._session: aiohttp.ClientSession | None = None  # ours to close (see ``_pooled``)
+
+    def _pooled(self) -> None:
+        """Give the client one pooled HTTP session, made in the running loop on first use.
+
+        Without one, slack_sdk opens a new session, and so a new TCP connection, for every API call and closes it
+        after: two connections per relayed message, a good part of its CPU (docs/performance.md).
+        """
+        if self._client.session is None or self._client.session.closed:
+            timeout = aiohttp.ClientTimeout(total=self._client.timeout)
+            self._session = self._client.session = aiohttp.ClientSession(timeout=timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
     async def _guard(
         self, method: str, call: Awaitable[Any], *, ok_errors: frozenset[str] = frozenset()
@@ -192,6 +207,7 @@ class SlackPlatform:
 
         Slack error codes in ``ok_errors`` count as success (an empty dict is returned).
         """
+        self._pooled()  # before the call runs: the SDK reads ``client.session`` when it sends
         try:
             response = await call
         except Exception as exc:

@@ -37,6 +37,9 @@ from storage.queue import Claimed, QueueModel
 
 log = logging.getLogger(__name__)
 
+# Rows an outcome's transaction may claim beyond the slots it frees (they start as soon as a slot is free).
+CLAIM_AHEAD = 2
+
 # Temporary failures are retried with backoff for this long; then the row fails and people are told.
 GIVE_UP_AFTER = timedelta(hours=24)
 
@@ -141,14 +144,18 @@ class QueueWorker:
         GroupCommit then records the rows one by one, so a failing row only fails itself.
 
         Then, in the same transaction, claim what these outcomes made due (the next row of their lanes, the
-        follow-ups they queued here), up to the slots they free: no separate claim transaction per finished row.
+        follow-ups they queued here), up to the slots they free and ``CLAIM_AHEAD`` more: no separate claim
+        transaction per finished row.
         """
         for row, apply in outcomes:
             await apply(session)
             if not await queue.finish(session, self.model, row.id, self.owner):
                 raise LeaseLost()
-        claimed = await queue.claim(session, self.model, owner=self.owner, lease=self.lease, limit=len(outcomes))
-        if len(claimed) < len(outcomes):
+        # A little more than the slots these outcomes free: a relay's outcome queues two rows (archive, delivery
+        # mark), and when everything due fits, the loop need not run a claim transaction of its own afterwards.
+        limit = min(self.batch, len(outcomes) + CLAIM_AHEAD)
+        claimed = await queue.claim(session, self.model, owner=self.owner, lease=self.lease, limit=limit)
+        if len(claimed) < limit:
             unmark_queued(session, self.name)  # nothing more of ours is due: our own loop need not look
         return [claimed, *([] for _ in outcomes[1:])]
 
