@@ -9,10 +9,12 @@ computed from completion times can never count fewer sends than Teams does, howe
 travel (a busy event loop, a token fetch). A send in flight holds its slot: it counts in every window until it
 completes; sends into one conversation go one at a time.
 
-A wait longer than ``max_wait`` is not slept through (it would hold an outbox lease and a worker slot): the
-caller gets :class:`~bot.errors.Paced` with ``retry_after``, nothing is sent, and the outbox puts the row back
-without counting an attempt while other threads go on. The pacer is per process: several replicas sending into
-one thread can still meet a 429, which the connector client maps to a retry with backoff.
+A wait longer than ``max_wait`` (for the sends queued ahead in the thread, then for room in the windows) is not
+slept through (it would hold an outbox lease and a worker slot): the caller gets :class:`~bot.errors.Paced` with
+``retry_after``, nothing is sent, and the outbox puts the row back without counting an attempt while other threads
+go on. Unbounded, a burst into one thread queued rows on its lock past their lease, and an expired lease means a
+second attempt: a duplicate post, since the connector cannot look up what was posted. The pacer is per process:
+several replicas sending into one thread can still meet a 429, which the connector client maps to a retry with backoff.
 """
 
 from __future__ import annotations
@@ -98,14 +100,19 @@ class ThreadPacer:
     async def slot(self, conversation: str) -> AsyncIterator[None]:
         """Hold a send slot for ``conversation`` for the duration of the block (the send itself).
 
-        Waits for room in the thread's windows and the app's (at most ``max_wait``), else raises ``Paced``
-        without counting anything. The send is counted at the moment the block ends.
+        Waits for the sends queued ahead in the thread and for room in the thread's windows and the app's, at
+        most ``max_wait`` in all, else raises ``Paced`` without counting anything. The send is counted at the
+        moment the block ends.
         """
+        started = self.clock()
         lock = self._locks.setdefault(conversation, asyncio.Lock())
-        async with lock:
+        if not await _acquire_within(lock, self.max_wait):
+            # Sends ahead in this thread hold it longer than a row may wait (its lease runs meanwhile).
+            raise Paced("Teams sends queued ahead in this thread; pacing", retry_after=self.max_wait / 2)
+        try:
             now = self.clock()
             wait = max(self.delay(conversation, now), self.app_delay(now))
-            if wait > self.max_wait:
+            if wait > self.max_wait - (now - started):
                 raise Paced("Teams send budget used up; pacing", retry_after=max(0.0, wait - EARLY))
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -124,8 +131,20 @@ class ThreadPacer:
                 done = self.clock()
                 self._sent.setdefault(conversation, deque()).append(done)
                 self._app_sent.append(done)
+        finally:
+            lock.release()
 
     async def acquire(self, conversation: str) -> None:
         """Wait for room in ``conversation`` (up to ``max_wait``), then count one send, now."""
         async with self.slot(conversation):
             pass
+
+
+async def _acquire_within(lock: asyncio.Lock, seconds: float) -> bool:
+    """Take ``lock`` if that happens within ``seconds`` (a waiter that timed out never holds it)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await lock.acquire()
+    except TimeoutError:
+        return False
+    return True

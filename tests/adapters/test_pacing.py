@@ -137,6 +137,29 @@ async def test_teams_pacer_beyond_max_wait_is_paced() -> None:
     assert raised.value.retry_after is not None and raised.value.retry_after > 2
 
 
+async def test_teams_sends_queued_behind_a_slow_one_are_paced_not_held_on_the_thread() -> None:
+    """A burst into one thread: a send that cannot even start within ``max_wait`` is put back (Paced) instead of
+    waiting on the thread's lock while its outbox lease runs out (an expired lease means a second attempt, and a
+    Teams post cannot be looked up: it would appear twice)."""
+    pacer = ThreadPacer(max_wait=0.05)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_send() -> None:
+        async with pacer.slot("t"):
+            entered.set()
+            await release.wait()
+
+    holder = asyncio.create_task(slow_send())
+    await entered.wait()
+    with pytest.raises(Paced) as raised:
+        await pacer.acquire("t")
+    assert raised.value.retry_after is not None and raised.value.retry_after > 0
+    await pacer.acquire("other thread")  # other threads are not held up
+    release.set()
+    await holder
+    await pacer.acquire("t")  # the paced waiter left nothing behind: the thread takes sends again
+
+
 @pytest.mark.parametrize("seed", range(3))
 async def test_teams_pacer_never_meets_a_429_however_requests_travel(
     seed: int, monkeypatch: pytest.MonkeyPatch
