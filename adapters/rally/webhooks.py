@@ -1,9 +1,14 @@
 """Rally webhooks (contract R5, ``rally.md`` 4-5): Svix signature check and parsing into ``InboundEvent``.
 
-Verification uses ``svix.webhooks.Webhook``; both ``svix-*`` and white-labelled ``webhook-*`` header names are
-accepted. The 5-minute timestamp tolerance is enforced by svix against the real clock; when a test passes
-``now``, the tolerance is checked against ``now`` instead and the signature is compared (constant time) with
-the one svix's own ``sign`` computes, so the same algorithm is used either way.
+Verification is the Standard Webhooks library's ``Webhook`` (``standardwebhooks``), the one svix 2.x's
+``svix.webhooks.Webhook`` wraps: that wrapper only renames ``svix-*`` headers to ``webhook-*``, which :func:`verify`
+does itself. It is imported directly because ``import svix.webhooks`` runs ``svix/__init__``, which loads the
+whole svix API client (0.2-0.3 s of ``rallybridge serve`` start-up) that the bridge never uses.
+
+Both ``svix-*`` and white-labelled ``webhook-*`` header names are accepted. The 5-minute timestamp tolerance is
+enforced by the library against the real clock; when a test passes ``now``, the tolerance is checked against
+``now`` instead and the signature is compared (constant time) with the one the library's own ``sign`` computes,
+so the same algorithm is used either way.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from svix.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bot.errors import InvalidInput
 from bot.inbound import InboundEvent, rally_participant_status, rally_person_opted_out
@@ -91,10 +96,15 @@ def verify(secret: str, headers: Mapping[str, str], raw_body: bytes, *, now: dat
         _verify_at(wh, raw_body, msg_id, timestamp, signatures, now)
         return msg_id
     try:
-        wh.verify(raw_body, {"svix-id": msg_id, "svix-timestamp": timestamp, "svix-signature": signatures})
-    except Exception as exc:  # WebhookVerificationError, or a malformed signature list / non-UTF-8 body
-        text = str(exc) if type(exc).__name__ == "WebhookVerificationError" else "malformed signature header or body"
-        raise RallySignatureError(f"webhook signature refused: {text}") from None
+        wh.verify(
+            raw_body,
+            {"webhook-id": msg_id, "webhook-timestamp": timestamp, "webhook-signature": signatures},
+            json_parse=False,
+        )
+    except WebhookVerificationError as exc:
+        raise RallySignatureError(f"webhook signature refused: {exc}") from None
+    except Exception:  # the library does not guard against a malformed signature list or a non-UTF-8 body
+        raise RallySignatureError("webhook signature refused: malformed signature header or body") from None
     return msg_id
 
 

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from botbuilder.integration.aiohttp import CloudAdapter
 
-from adapters.teams.auth import (
-    OutboundTokens,
-    TeamsAuthConfig,
-    bot_framework_authentication,
-    credentials_factory,
-)
-from adapters.teams.connector import ConnectorClient
-from adapters.teams.inbound import Record, TeamsRoute
-from adapters.teams.platform import TeamsPlatform
 from bot.settings import Settings
-from storage.db import Database
-from storage.teams import TeamsStore
+
+# The Teams adapter pulls in botbuilder (0.2-0.5 s of imports): it is imported inside build_teams, so a bridge
+# without Teams and `serve`'s configuration check (teams_problems) never load it.
+if TYPE_CHECKING:
+    from adapters.teams.auth import TeamsAuthConfig
+    from adapters.teams.connector import ConnectorClient
+    from adapters.teams.inbound import Record, TeamsRoute
+    from adapters.teams.platform import TeamsPlatform
+    from storage.db import Database
 
 ROUTE = "/api/messages"
 
@@ -55,6 +53,8 @@ def teams_problems(settings: Settings) -> list[str]:
 
 
 def auth_config(settings: Settings) -> TeamsAuthConfig:
+    from adapters.teams.auth import TeamsAuthConfig
+
     password = settings.microsoft_app_password
     return TeamsAuthConfig(
         APP_ID=settings.microsoft_app_id or "",
@@ -74,6 +74,14 @@ def build_teams(settings: Settings, db: Database, record: Record) -> Teams | Non
     problems = teams_problems(settings)
     if problems:
         raise TeamsNotAllowed("; ".join(problems))
+    from botbuilder.integration.aiohttp import CloudAdapter
+
+    from adapters.teams.auth import OutboundTokens, bot_framework_authentication, credentials_factory
+    from adapters.teams.connector import ConnectorClient
+    from adapters.teams.inbound import TeamsRoute
+    from adapters.teams.platform import TeamsPlatform
+    from storage.teams import TeamsStore
+
     config = auth_config(settings)
     factory = credentials_factory(config)
     auth = bot_framework_authentication(config, factory)
