@@ -26,6 +26,11 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def dialect_of(session: AsyncSession) -> str:
+    """``postgresql`` or ``sqlite``: which dialect's INSERT ... ON CONFLICT a statement needs."""
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
 def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
     """An engine tuned for the bridge.
 

@@ -22,7 +22,7 @@ from sqlalchemy import Table, and_, bindparam, case, exists, or_, select, true, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import mark_queued
+from storage.db import dialect_of, mark_queued
 from storage.models import InboxEvent, OutboxItem
 
 QueueModel = type[InboxEvent] | type[OutboxItem]
@@ -74,15 +74,11 @@ async def enqueue(
         "needs_verify": False,
         "created_at": now,
     }
-    result = await session.execute(_enqueue_statement(model, _dialect(session)), values)
+    result = await session.execute(_enqueue_statement(model, dialect_of(session)), values)
     inserted = bool(getattr(result, "rowcount", 0))
     if inserted:
         mark_queued(session, model.__tablename__)  # the workers of this queue are woken once it commits
     return inserted
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 @functools.cache

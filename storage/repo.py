@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Direction, Participant
+from storage.db import dialect_of
 from storage.models import ChatMessage, ParticipantThread, StudyLink
 from storage.queue import utcnow
 
 
 def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return postgresql.insert if dialect_of(session) == "postgresql" else sqlite.insert
 
 
 # Writes go through the tables (SQLAlchemy Core): an ORM-enabled INSERT or UPDATE costs several times the CPU of
@@ -170,8 +171,8 @@ async def add_message(
     platform_ts: str | None = None,
     author_user_id: str | None = None,
     author_name: str | None = None,
-) -> ChatMessage | None:
-    """Insert a message mapping; None when either of its ids is already mapped (a duplicate)."""
+) -> int | None:
+    """Insert a message mapping; its id, or None when either of its ids is already mapped (a duplicate)."""
     values = {
         "thread_id": thread.id,
         "direction": direction,
@@ -185,18 +186,14 @@ async def add_message(
         "sent_at": sent_at,
         "created_at": utcnow(),
     }
-    statement = _insert(session)(_MESSAGES).values(**values).on_conflict_do_nothing()
-    if not getattr(await session.execute(statement), "rowcount", 0):
-        return None
-    if respondent_uid is not None:
-        query = select(ChatMessage).where(ChatMessage.respondent_uid == respondent_uid)
-    else:
-        query = select(ChatMessage).where(
-            ChatMessage.platform == thread.platform,
-            ChatMessage.channel == thread.channel,
-            ChatMessage.platform_ts == platform_ts,
-        )
-    return (await session.execute(query)).scalar_one()
+    return (await session.execute(_add_message_statement(dialect_of(session)), values)).scalar_one_or_none()
+
+
+@functools.cache
+def _add_message_statement(dialect: str) -> Any:
+    """Built once (the values are parameters): ``INSERT ... ON CONFLICT DO NOTHING RETURNING id``."""
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_fn(_MESSAGES).on_conflict_do_nothing().returning(_MESSAGES.c.id)
 
 
 async def set_message_state(

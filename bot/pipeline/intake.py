@@ -324,7 +324,7 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
     async def apply(session: AsyncSession) -> None:
         current = await repo.thread_by_id(session, thread_id)
         assert current is not None
-        message = await repo.add_message(
+        message_id = await repo.add_message(
             session,
             thread=current,
             direction=Direction.TO_PARTICIPANT.value,
@@ -334,12 +334,12 @@ async def _chat_message(services: Services, event: Claimed) -> Apply:
             author_user_id=user_id,
             author_name=author.fullname if author else user.name,
         )
-        if message is None:
+        if message_id is None:
             return  # the same Slack message arrived again: already relayed once
         await outbox.relay(
             session,
             current,
-            message.id,
+            message_id,
             body,
             key,
             author={
@@ -440,7 +440,7 @@ async def _ingest_thread(session: AsyncSession, thread: ParticipantThread, conve
         if message.uid in known:
             continue
         sent_at = message.created_at or utcnow()
-        row = await repo.add_message(
+        message_id = await repo.add_message(
             session,
             thread=thread,
             direction=Direction.FROM_PARTICIPANT.value,
@@ -449,9 +449,9 @@ async def _ingest_thread(session: AsyncSession, thread: ParticipantThread, conve
             respondent_uid=message.uid,
             author_name=thread.display_name,
         )
-        if row is None:
+        if message_id is None:
             continue
-        await outbox.mirror(session, thread, row.id, message.uid, message.body)
+        await outbox.mirror(session, thread, message_id, message.uid, message.body)
         await outbox.archive(
             session,
             thread.id,
