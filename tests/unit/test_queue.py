@@ -102,3 +102,18 @@ def test_backoff_honours_retry_after_and_grows_with_jitter_under_a_cap() -> None
     assert 7 <= queue.backoff(1, 7) <= 7.25
     delays = [queue.backoff(n, None, base=1, cap=30) for n in range(1, 12)]
     assert delays[0] <= 1 and all(d <= 30 for d in delays) and max(delays) >= 15
+
+
+def test_the_claims_statuses_and_limit_are_in_its_sql_so_a_cached_generic_plan_can_use_the_partial_index() -> None:
+    """PostgreSQL plans a prepared statement generically after five runs; a partial index
+    (``WHERE status IN ('pending', 'working')``) is only usable when the statuses are constants of the SQL text.
+    With them bound, the claim read the whole outbox each time (docs/performance.md, scale)."""
+    from sqlalchemy.dialects import postgresql
+
+    compiled = queue._claim_statement(OutboxItem, 20).compile(dialect=postgresql.dialect())
+    sql = str(compiled)
+    assert "earlier.status NOT IN ('done', 'failed')" in sql  # through the lane index, whatever the statistics
+    assert "candidate.status = 'pending'" in sql and "candidate.status = 'working'" in sql
+    assert "LIMIT 20 FOR UPDATE OF candidate SKIP LOCKED" in sql
+    bound = {name for name in compiled.params if name not in {"status", "attempts_1"}}  # the SET values
+    assert bound == {"claim_now", "lease_until", "owner"}
