@@ -397,18 +397,10 @@ async def cancel(services: Services, who: Viewer, rest: str, answer: Answer) -> 
     if not wanted.isdigit():
         return _say(answer, texts.reminder_usage("cancel"))
     async with services.db.transaction() as session:
-        row = await store.by_id(session, int(wanted))
-        thread = await repo.thread_by_id(session, row.thread_id) if row is not None else None
-        link = await repo.link_for_study(session, row.study_id) if row is not None else None
-    if (
-        row is None
-        or thread is None
-        or link is None
-        or not link.active
-        or row.status not in store.OPEN
-        or not _in_workspace(link, who.platform, who.workspace)
-    ):
+        found = await store.open_with_thread(session, int(wanted))
+    if found is None or not found[2].active or not _in_workspace(found[2], who.platform, who.workspace):
         return _say(answer, texts.home_reminder_not_found(wanted))
+    row, thread, link = found
     decision = who.decisions.get(row.study_id)
     if decision is None or not decision.allowed:
         return _say(answer, decision.reason if decision is not None else texts.home_not_checked(link.study_name))

@@ -14,6 +14,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storage import repo
 from storage.models import Base, ChatMessage, ParticipantThread, StudyLink
 
 PENDING, QUEUED, SENT, SKIPPED, CANCELLED = "pending", "queued", "sent", "skipped", "cancelled"
@@ -71,6 +72,19 @@ async def by_source_key(session: AsyncSession, source_key: str) -> Reminder | No
 
 async def by_id(session: AsyncSession, reminder_id: int) -> Reminder | None:
     return await session.get(Reminder, reminder_id)
+
+
+async def open_with_thread(
+    session: AsyncSession, reminder_id: int
+) -> tuple[Reminder, ParticipantThread, StudyLink] | None:
+    """Reminder ``reminder_id`` with its participant's thread and its study's link, if it is still open and both
+    exist (what ``cancel`` needs, typed or clicked on the home)."""
+    row = await by_id(session, reminder_id)
+    if row is None or row.status not in OPEN:
+        return None
+    thread = await repo.thread_by_id(session, row.thread_id)
+    link = await repo.link_for_study(session, row.study_id)
+    return None if thread is None or link is None else (row, thread, link)
 
 
 async def due(session: AsyncSession, now: datetime, limit: int = 100) -> list[Reminder]:

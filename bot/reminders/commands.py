@@ -289,17 +289,10 @@ async def _cancel(services: Services, asker: Asker, rest: str, now: datetime) ->
     if not wanted.isdigit():
         return asker.reply(texts.reminder_usage("cancel"))
     async with services.db.transaction() as session:
-        row = await store.by_id(session, int(wanted))
-        thread = await repo.thread_by_id(session, row.thread_id) if row is not None else None
-        link = await repo.link_for_study(session, row.study_id) if row is not None else None
-    if (
-        row is None
-        or thread is None
-        or link is None
-        or row.status not in store.OPEN
-        or (row.platform, row.channel) != (asker.platform, asker.channel)
-    ):
+        found = await store.open_with_thread(session, int(wanted))
+    if found is None or (found[0].platform, found[0].channel) != (asker.platform, asker.channel):
         return asker.reply(texts.reminder_not_found(wanted))
+    row, thread, link = found
     user = await _who(services, asker)
     team = await services.rally.get_team(row.study_id)
     users = await services.rally.find_users_by_email(user.email) if user.email else []
