@@ -20,7 +20,7 @@ test: $(BIN)/.installed lint  ## the whole suite, on SQLite and on the PostgreSQ
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot adapters storage sandbox
+	$(BIN)/mypy core bridge storage adapters bot sandbox playground
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit

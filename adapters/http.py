@@ -1,6 +1,6 @@
 """Shared aiohttp plumbing for the Rally and Respondent adapters.
 
-Everything here turns wire failures into ``bot.errors``:
+Everything here turns wire failures into ``core.errors``:
 
 * 429 -> ``TemporaryFailure`` with ``retry_after`` from ``Retry-After``; 408 and 5xx -> ``TemporaryFailure``.
 * 404 -> ``NotFound``; any other 4xx (or an unexpected 3xx) -> ``PermanentFailure`` whose reason comes from
@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.errors import (
+from core.errors import (
     NotFound,
     PermanentFailure,
     RallyBridgeError,
@@ -107,7 +107,7 @@ def error_reason(body: Any) -> str | None:
 def error_for_status(
     service: str, status: int, status_text: str | None, body: Any, headers: Mapping[str, str] | None = None
 ) -> RallyBridgeError:
-    """The ``bot.errors`` exception for a non-2xx response (``body`` is the parsed JSON, or ``None``)."""
+    """The ``core.errors`` exception for a non-2xx response (``body`` is the parsed JSON, or ``None``)."""
     label = f"{status} {status_text}".strip() if status_text else str(status)
     remote = error_reason(body)
     reason = f"{service} {label}: {remote}" if remote else f"{service} {label}"
@@ -125,7 +125,7 @@ def error_for_status(
 
 
 def error_for_exception(service: str, what: str, exc: BaseException) -> TemporaryFailure | PermanentFailure:
-    """The ``bot.errors`` exception for an aiohttp/asyncio failure while calling ``what`` (e.g. ``POST /x``)."""
+    """The ``core.errors`` exception for an aiohttp/asyncio failure while calling ``what`` (e.g. ``POST /x``)."""
     kind = type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
         # The connection was never made: nothing reached the remote.
@@ -186,7 +186,7 @@ class JsonHttp:
         params: Mapping[str, str] | list[tuple[str, str]] | None = None,
         json_body: Any = None,
     ) -> tuple[int, Any]:
-        """Send one request; return ``(status, parsed JSON)`` for a 2xx, raise ``bot.errors`` otherwise.
+        """Send one request; return ``(status, parsed JSON)`` for a 2xx, raise ``core.errors`` otherwise.
 
         ``what`` names the call in error texts (a path template, never ids or bodies with content).
         """

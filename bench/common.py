@@ -5,7 +5,7 @@ Every benchmark is a script run as ``.venv/bin/python -m bench.<name>`` from the
 - :func:`add_arguments` / :func:`parse_args` - the options every benchmark takes (``--quick``, ``--runs``,
   ``--databases sqlite,postgres``, ``--no-write``, ``--doc``).
 - :func:`bridge` - an async context manager: a fresh database of a backend (a temporary SQLite file, or a new
-  PostgreSQL database that is dropped afterwards), migrated; the sandbox :class:`~sandbox.world.World`
+  PostgreSQL database that is dropped afterwards), migrated; the sandbox :class:`~playground.world.World`
   (Slack, Respondent, Rally stand-ins on real ports); and a ``rallybridge serve`` subprocess wired to them,
   healthy before it is yielded as a :class:`Stack`. ``Stack.serve.cpu_seconds()`` reads the process's CPU time.
 - :func:`link_study` - ``/rally link`` of the cast's study, as a researcher does it; returns Jordan's thread ts.
@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sandbox.world import World  # noqa: E402
+from playground.world import World  # noqa: E402
 from storage.migrate import upgrade_async  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"

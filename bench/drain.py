@@ -50,10 +50,10 @@ from sqlalchemy import func, select
 
 from bench import common
 from bot.app import build_bridge
+from playground.world import World
 from sandbox.slack.ratelimit import RateLimits
 from sandbox.teams import TeamsPerson, TeamsSandbox
 from sandbox.teams.connector import APP_LIMIT, TEAMS_LIMITS
-from sandbox.world import World
 from storage.db import Database
 from storage.models import InboxEvent, OutboxItem
 

@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import common  # noqa: E402
-from sandbox.world import World  # noqa: E402
+from playground.world import World  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import ChatMessage, InboxEvent, OutboxItem, ParticipantThread  # noqa: E402
 
@@ -411,7 +411,7 @@ these lists (`respondent.md` 2-3, `rally.md` 2-3.4), so a whole list is the leas
 bridge reads nothing more. Linking a study reads it (study, team, user, participants) and then the project's
 conversations once for all the threads it opened.
 
-Each study is reconciled at its own moment of the interval (a stable hash of its id; `bot/reconcile_schedule.py`),
+Each study is reconciled at its own moment of the interval (a stable hash of its id; `bridge/reconcile_schedule.py`),
 the tick looking every interval/60 (1-10 s), so a cycle never reads every study at once and replicas share each
 study's cycle key. Rate limits: neither Respondent nor Rally documents any (both marked UNDOCUMENTED in
 `/work/shared/contracts/`). The budget the bridge keeps to: on average 2 x studies / interval requests to each API

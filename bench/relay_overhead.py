@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common
-from sandbox.world import World, free_port
+from playground.world import World, free_port
 
 TARGET_RATIO = 3.0
 DELIVERED = "white_check_mark"

@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 from bench import common, seed  # noqa: E402
 from bench.seed import SeededThread  # noqa: E402
-from sandbox.world import World  # noqa: E402
+from playground.world import World  # noqa: E402
 from storage import queue, reminders, repo  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.models import ChatMessage, InboxEvent, OutboxItem  # noqa: E402

@@ -1,7 +1,7 @@
 """Bulk seeding of a Rally Bridge database for the scale benchmark: links, threads, messages, done queue rows.
 
 Rows are what a long-running bridge accumulates, in the shapes the pipeline writes them (``storage/models.py``,
-``bot/pipeline/outbox.py``): per participant one thread (a Slack thread root, a Respondent conversation) and
+``bridge/outbox.py``): per participant one thread (a Slack thread root, a Respondent conversation) and
 ``MESSAGES`` archived messages, half each way; per message one inbox row and two outbox rows, done. Studies hold
 ``PER_STUDY`` participants, each study linked to its own channel.
 

@@ -21,14 +21,14 @@ from adapters.slack.pacing import SlackPacer
 from adapters.slack.platform import SlackPlatform, build_client
 from adapters.teams.setup import add_route as add_teams_route
 from adapters.teams.setup import build_teams
-from bot import reconcile_schedule
-from bot.inbound import reconcile_study
-from bot.inbox import record
-from bot.pipeline.services import Services
-from bot.pipeline.worker import QueueWorker, inbox_worker, outbox_worker
-from bot.reminders import firing as reminders
 from bot.settings import Settings
 from bot.web import health_route, rally_route, ready_route, respondent_route
+from bridge import reconcile_schedule
+from bridge.inbox import record
+from bridge.reminders import firing as reminders
+from bridge.services import Services
+from bridge.worker import QueueWorker, inbox_worker, outbox_worker
+from core.events import reconcile_study
 from storage import repo
 from storage.db import Database
 from storage.migrate import schema_problem
@@ -66,7 +66,7 @@ class Bridge:
         self.stop_event.clear()
         self.tasks = [asyncio.create_task(w.forever(self.stop_event)) for w in self.workers]
         self.scheduler = AsyncIOScheduler()
-        # Each linked study is reconciled once per interval at its own moment of it (bot/reconcile_schedule.py).
+        # Each linked study is reconciled once per interval at its own moment of it (bridge/reconcile_schedule.py).
         self.reconciles_queued_until = time.time()
         self.scheduler.add_job(
             self.queue_due_reconciles,
@@ -106,7 +106,7 @@ class Bridge:
         await self.services.db.dispose()
 
     async def queue_due_reminders(self) -> int:
-        """Turn due reminder rows into inbox events (exactly once across replicas: see bot/reminders/firing)."""
+        """Turn due reminder rows into inbox events (exactly once across replicas: see bridge/reminders/firing)."""
         try:
             return await reminders.enqueue_due(self.services)
         except Exception as exc:  # the database may be down; the next tick tries again

@@ -11,9 +11,9 @@ from pathlib import Path
 import typer
 from aiohttp import web
 
-from bot import logs
 from bot.config_check import load_settings, problems_for_serve
 from bot.settings import Settings
+from bridge import logs
 
 cli = typer.Typer(help="Rally Bridge: Respondent participant chat in your Slack channels.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -134,7 +134,7 @@ def demo(
 ) -> None:
     """Play a realistic study on local stand-ins of Slack, Respondent and Rally, then let you play it yourself
     in your browser. No account, no network."""
-    from bot.demo import run_demo
+    from playground.demo import run_demo
 
     if not script and not playground:
         typer.echo("Nothing to do: --no-script and --no-playground together leave neither.", err=True)

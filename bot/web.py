@@ -12,10 +12,10 @@ from adapters.rally.webhooks import RallySignatureError
 from adapters.rally.webhooks import verify_and_parse as rally_verify_and_parse
 from adapters.respondent.webhooks import parse_webhook as respondent_parse
 from adapters.respondent.webhooks import verify_signature as respondent_verify
-from bot.errors import InvalidInput
-from bot.inbound import InboundEvent
-from bot.inbox import StorageUnavailable, record
-from bot.pipeline.services import Services
+from bridge.inbox import StorageUnavailable, record
+from bridge.services import Services
+from core.errors import InvalidInput
+from core.events import InboundEvent
 from storage.migrate import schema_problem
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
+from playground.world import Person, World, free_port
 from reliability.report import Counts
-from sandbox.world import Person, World, free_port
 from tests.integration.flows import roots
 from tests.integration.processes import (
     BridgeProcess,

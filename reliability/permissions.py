@@ -1,5 +1,5 @@
 """The permission property at the pipeline level: a researcher's reply becomes a relay to Respondent if and only if
-it is allowed. Runs the real intake handler (``bot.pipeline.intake``) on a real database, with the chat platform
+it is allowed. Runs the real intake handler (``bridge.intake``) on a real database, with the chat platform
 and Rally replaced by fakes that answer what each generated combination says."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from bot.domain import ChatUser, RallyUser, TeamMember
-from bot.pipeline import intake
-from bot.pipeline.services import Services
+from bridge import intake
+from bridge.services import Services
+from core.domain import ChatUser, RallyUser, TeamMember
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import OutboxItem, ParticipantThread, StudyLink

@@ -266,7 +266,7 @@ async def give_up(session: AsyncSession, model: QueueModel, row_id: int, owner: 
     )
 
 
-# --- failed rows, seen and re-queued by people (App Home's Retry: bot/home.py, ``retry <id>``) -----------------
+# --- failed rows, seen and re-queued by people (App Home's Retry: bridge/home.py, ``retry <id>``) -----------------
 
 
 async def failed_in_lanes(session: AsyncSession, model: QueueModel, kind: str, lanes: list[str]) -> list[Any]:

@@ -10,7 +10,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Direction, Participant
+from core.domain import Direction, Participant
 from storage.db import dialect_of
 from storage.models import ChatMessage, ParticipantThread, StudyLink
 from storage.queue import utcnow

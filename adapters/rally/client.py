@@ -1,4 +1,4 @@
-"""Rally public API client: implements ``bot.ports.StudyRecord`` (contracts R1-R4, ``rally.md`` 2, 3.1, 3.4)."""
+"""Rally public API client: implements ``core.ports.StudyRecord`` (contracts R1-R4, ``rally.md`` 2, 3.1, 3.4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from urllib.parse import quote
 import aiohttp
 
 from adapters.http import JsonHttp, format_datetime, malformed, parse_datetime
-from bot.domain import ArchiveEntry, ExternalPanel, Participant, RallyUser, Study, TeamMember
+from core.domain import ArchiveEntry, ExternalPanel, Participant, RallyUser, Study, TeamMember
 
 SERVICE = "Rally"
 PAGE_SIZE = 100

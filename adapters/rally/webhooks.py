@@ -23,8 +23,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bot.errors import InvalidInput
-from bot.inbound import InboundEvent, rally_participant_status, rally_person_opted_out
+from core.errors import InvalidInput
+from core.events import InboundEvent, rally_participant_status, rally_person_opted_out
 
 TOLERANCE = timedelta(minutes=5)
 STATUS_CHANGED = "participant.status_changed"

@@ -1,4 +1,4 @@
-"""Respondent Partner API messaging client: implements ``bot.ports.ParticipantChannel`` (contract S1, S4).
+"""Respondent Partner API messaging client: implements ``core.ports.ParticipantChannel`` (contract S1, S4).
 
 Assumptions (the public docs are silent; see ``respondent.md`` 3.1):
 
@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 
 from adapters.http import JsonHttp, malformed, parse_datetime
-from bot.domain import Conversation, RespondentMessage
+from core.domain import Conversation, RespondentMessage
 
 SERVICE = "Respondent"
 PAGE_SIZE = 50

@@ -13,8 +13,8 @@ import hmac
 import json
 from typing import Any
 
-from bot.errors import InvalidInput
-from bot.inbound import InboundEvent, respondent_message_created
+from core.errors import InvalidInput
+from core.events import InboundEvent, respondent_message_created
 
 SIGNATURE_HEADER = "Respondent-Webhook-Signature"
 MESSAGES_CREATED = "MESSAGES.CREATED"

@@ -1,4 +1,4 @@
-"""The bridge's home (``bot.home.HomeView``) as a Slack App Home view: Block Kit for ``views.publish``.
+"""The bridge's home (``bridge.home.HomeView``) as a Slack App Home view: Block Kit for ``views.publish``.
 
 * Every outside string (study and participant names, failure reasons from Respondent, reply and reminder
   previews, people's names, the status line) is escaped with ``format.escape``: nothing on the home can mention
@@ -21,8 +21,8 @@ from typing import Any
 
 from adapters.slack import format as fmt
 from adapters.slack.interactive import MAX_LABEL, MAX_SECTION, RUN_ACTION
-from bot.domain import Action
-from bot.home import ClosedStudy, FailedDelivery, HomeView, LastMessage, ParticipantLine, PendingReminder, StudyHome
+from core.domain import Action
+from core.home import ClosedStudy, FailedDelivery, HomeView, LastMessage, ParticipantLine, PendingReminder, StudyHome
 
 MAX_HOME_BLOCKS = 100
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")

@@ -23,10 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import interactive
 from adapters.slack.membership import ChannelMembership
-from bot import inbound
-from bot.inbound import InboundEvent
-from bot.inbox import StorageUnavailable
 from bot.web import read_limited
+from bridge.inbox import StorageUnavailable
+from core import events
+from core.events import InboundEvent
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def message_event(body: dict[str, Any], event: dict[str, Any]) -> InboundEvent |
         changed = event.get("message") or event.get("previous_message") or {}
         if changed.get("bot_id") or (subtype == "message_changed" and _same_text(event)):
             return None  # our own posts, or an unfurl/metadata update that changed no text
-        return inbound.chat_message_changed(
+        return events.chat_message_changed(
             platform=PLATFORM,
             event_id=event_id,
             workspace=team,
@@ -72,7 +72,7 @@ def message_event(body: dict[str, Any], event: dict[str, Any]) -> InboundEvent |
         )
     if event.get("bot_id") or subtype in IGNORED_SUBTYPES or not event.get("user"):
         return None
-    return inbound.chat_message(
+    return events.chat_message(
         platform=PLATFORM,
         event_id=event_id,
         workspace=team,
@@ -91,7 +91,7 @@ def home_opened_event(body: dict[str, Any], event: dict[str, Any]) -> InboundEve
     if event.get("tab") != "home" or not isinstance(user, str) or not user:
         return None
     event_id = body.get("event_id") or f"{user}:{event.get('event_ts')}"
-    return inbound.home_opened(
+    return events.home_opened(
         platform=PLATFORM, event_id=str(event_id), workspace=str(body.get("team_id") or ""), user_id=user
     )
 
@@ -130,7 +130,7 @@ def build_bolt_app(
         if translated is None:
             log.debug("app_home_opened ignored (tab=%s)", event.get("tab"))
             return
-        await record(translated)  # processing publishes the person's home (bot/home.py)
+        await record(translated)  # processing publishes the person's home (bridge/home.py)
 
     membership = ChannelMembership()
 
@@ -143,7 +143,7 @@ def build_bolt_app(
             return
         request_id = command.get("trigger_id") or f"{command.get('channel_id')}:{time.time_ns()}"
         await record(
-            inbound.chat_command(
+            events.chat_command(
                 platform=PLATFORM,
                 request_id=request_id,
                 workspace=command.get("team_id", ""),

@@ -1,15 +1,15 @@
 """Slack interactivity: Block Kit buttons and the scheduling modals, and the Bolt listeners for their payloads.
 
-* A private reply's actions (``bot.domain.Action``) are Block Kit buttons whose ``value`` is the command. A click
+* A private reply's actions (``core.domain.Action``) are Block Kit buttons whose ``value`` is the command. A click
   (``block_actions``) is stored in the inbox exactly like the typed command, keyed by the click's ``trigger_id``
   (a repeated delivery of one click is one row), so the command pipeline checks permission and answers.
 * The App Home's Retry and Cancel buttons (``adapters/slack/home.py``) are the same kind of button. A click there
   carries no channel (``view.type`` is ``home``): it is stored with ``origin`` home and the clicker's user id in
   place of the channel, and the pipeline answers by publishing their home again with a status line
-  (``bot/home.py``), not with a channel or DM message.
+  (``bridge/home.py``), not with a channel or DM message.
 * A thread root carries Remind / Follow up / Send scheduling link buttons naming the participant. A click opens a
   modal at once with ``views.open`` (the ``trigger_id`` expires after 3 s; opening a form changes nothing, so no
-  inbox row). The submitted modal (``view_submission``) is checked by ``bot.reminders.forms``: a problem is
+  inbox row). The submitted modal (``view_submission``) is checked by ``bridge.reminders.forms``: a problem is
   answered ``response_action: errors`` (shown next to the field, nothing stored); otherwise the equivalent
   command is stored keyed by the view id and the modal closes. The answer comes privately in the channel.
 
@@ -39,10 +39,10 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import format as fmt
-from bot import inbound
-from bot.domain import Action
-from bot.inbound import InboundEvent
-from bot.reminders import clock, forms
+from bridge.reminders import forms
+from core import clock, events
+from core.domain import Action
+from core.events import InboundEvent
 
 log = logging.getLogger(__name__)
 
@@ -289,14 +289,14 @@ def run_event(body: dict[str, Any], action: dict[str, Any]) -> InboundEvent:
     user = _user(body)
     request_id = body.get("trigger_id") or f"{action.get('action_ts')}:{user}"
     home = from_home(body)
-    return inbound.chat_command(
+    return events.chat_command(
         platform=PLATFORM,
         request_id=f"action:{request_id}",
         workspace=_team(body),
         channel=user if home else _channel(body),  # the home has no channel: its answer is the home itself
         user_id=user,
         text=command.strip(),
-        origin=inbound.HOME if home else None,
+        origin=events.HOME if home else None,
     )
 
 
@@ -336,7 +336,7 @@ def submitted_event(body: dict[str, Any], view: dict[str, Any]) -> tuple[Inbound
     view_id = view.get("id")
     if not isinstance(view_id, str) or not view_id:
         raise BadInteraction("view_submission without a view id")
-    event = inbound.chat_command(
+    event = events.chat_command(
         platform=PLATFORM,
         request_id=f"view:{view_id}",
         workspace=_team(body),

@@ -52,9 +52,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import PermanentFailure, TemporaryFailure
-from bot.inbound import InboundEvent
-from bot.inbox import StorageUnavailable
+from bridge.inbox import StorageUnavailable
+from core.errors import PermanentFailure, TemporaryFailure
+from core.events import InboundEvent
 from storage import installations
 from storage.db import Database
 from storage.installations import StoredBot

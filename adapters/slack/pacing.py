@@ -7,7 +7,7 @@ send times in advance:
 
 * a post whose budget allows it within ``horizon`` seconds reserves that moment in both buckets, waits for it
   and goes (a reservation never waits long, so an outbox lease is never at risk);
-* a post that would wait longer raises :class:`~bot.errors.Paced` with ``retry_after`` and nothing is sent:
+* a post that would wait longer raises :class:`~core.errors.Paced` with ``retry_after`` and nothing is sent:
   the outbox puts the row back without counting an attempt and meanwhile sends into channels with budget;
 * after a 429, :meth:`SlackPacer.rate_limited` blocks only that channel until its ``Retry-After``.
 
@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable
 
-from bot.errors import Paced
+from core.errors import Paced
 
 # Slack: 1 post per second per channel with a short burst; "several hundred per minute" per workspace.
 CHANNEL_RATE = 1.0

@@ -37,10 +37,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import format as fmt
 from adapters.slack import home, interactive
 from adapters.slack.pacing import SlackPacer
-from bot.domain import Action, ChatUser, PostedMessage
-from bot.errors import NotFound, PermanentFailure, RallyBridgeError, TemporaryFailure, UnknownOutcome
-from bot.home import HomeView
-from bot.ports import ThreadRoot
+from core.domain import Action, ChatUser, PostedMessage
+from core.errors import NotFound, PermanentFailure, RallyBridgeError, TemporaryFailure, UnknownOutcome
+from core.home import HomeView
+from core.ports import ThreadRoot
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _error_code(exc: SlackApiError) -> str:
 
 
 def map_error(method: str, exc: BaseException) -> RallyBridgeError:
-    """Translate a slack_sdk / aiohttp failure of ``method`` into a ``bot.errors`` exception."""
+    """Translate a slack_sdk / aiohttp failure of ``method`` into a ``core.errors`` exception."""
     if isinstance(exc, RallyBridgeError):
         return exc  # already decided (e.g. no installation for the channel's workspace: adapters/slack/oauth.py)
     if isinstance(exc, SlackApiError):
@@ -159,7 +159,7 @@ class _Found:
 
 
 class SlackPlatform:
-    """The Slack side of the bridge: implements ``bot.ports.ChatPlatform``."""
+    """The Slack side of the bridge: implements ``core.ports.ChatPlatform``."""
 
     def __init__(
         self,
@@ -203,7 +203,7 @@ class SlackPlatform:
     async def _guard(
         self, method: str, call: Awaitable[Any], *, ok_errors: frozenset[str] = frozenset()
     ) -> dict[str, Any]:
-        """Await one SDK call, translating every failure into ``bot.errors``. Never logs bodies or tokens.
+        """Await one SDK call, translating every failure into ``core.errors``. Never logs bodies or tokens.
 
         Slack error codes in ``ok_errors`` count as success (an empty dict is returned).
         """
@@ -319,7 +319,7 @@ class SlackPlatform:
         await self._guard("chat.postEphemeral", self._client.chat_postEphemeral(**args))
 
     async def publish_home(self, user_id: str, view: HomeView) -> None:
-        """Draw ``user_id``'s App Home tab (``views.publish``; ``bot.ports.HomeSurface``): escaped Block Kit within
+        """Draw ``user_id``'s App Home tab (``views.publish``; ``core.ports.HomeSurface``): escaped Block Kit within
         Slack's limits (``adapters/slack/home.py``). Publishing replaces the tab, so repeating it is harmless."""
         call = self._client.views_publish(user_id=user_id, view=home.home_view(view))
         await self._guard("views.publish", call)

@@ -4,7 +4,7 @@ Paths (relative to the conversation's ``serviceUrl``): ``POST /v3/conversations`
 ``POST /v3/conversations/{id}/activities``, ``POST /v3/conversations/{id}/activities/{replyToId}``,
 ``GET /v3/conversations/{id}/members/{userId}``.
 
-Failures become ``bot.errors``: 429, 412, 408 and every 5xx (so 502 and 504) -> ``TemporaryFailure`` with the
+Failures become ``core.errors``: 429, 412, 408 and every 5xx (so 502 and 504) -> ``TemporaryFailure`` with the
 ``Retry-After`` the connector gave; 404 -> ``NotFound``; other 4xx -> ``PermanentFailure``; no connection ->
 ``TemporaryFailure``; a timeout or a dropped connection after sending -> ``UnknownOutcome``. Error texts name
 the call template, never ids, tokens or message bodies.
@@ -22,7 +22,7 @@ import aiohttp
 
 from adapters.http import error_for_exception, error_for_status, malformed, parse_retry_after
 from adapters.teams.pacing import ThreadPacer
-from bot.errors import PermanentFailure, RallyBridgeError, TemporaryFailure
+from core.errors import PermanentFailure, RallyBridgeError, TemporaryFailure
 
 log = logging.getLogger(__name__)
 

@@ -139,7 +139,7 @@ def root_summary(participant_name: str, study_name: str) -> str:
     return f"{participant_name} · {study_name}. Reply in this thread to message them."
 
 
-# --- buttons under a private reply (bot.domain.Action) ------------------------------------------------------
+# --- buttons under a private reply (core.domain.Action) ------------------------------------------------------
 
 ACTION_KEY = "rallybridge"  # the Action.Submit data the bridge reads back: {"rallybridge": {"command", "channel"}}
 ACTIONS_PER_SET = 5  # Teams shows a handful of actions per set; more go into further sets

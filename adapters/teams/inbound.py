@@ -32,10 +32,10 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.teams import format as fmt
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
-from bot import inbound
-from bot.inbound import InboundEvent
-from bot.inbox import StorageUnavailable
 from bot.web import read_limited
+from bridge.inbox import StorageUnavailable
+from core import events
+from core.events import InboundEvent
 from storage.teams import ConversationContext, TeamsStore, UserContext
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
         # A button on one of our cards (Action.Submit): the command it carries, for the channel it names,
         # exactly as if typed there; keyed by the activity, so a redelivered click is one row.
         command, channel = submitted
-        return inbound.chat_command(
+        return events.chat_command(
             platform=PLATFORM,
             request_id=f"{activity.conversation.id}:{activity.id}",
             workspace=tenant,
@@ -155,7 +155,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
     if kind == "personal":
         if activity.type != ActivityTypes.message:
             return None
-        return inbound.chat_command(
+        return events.chat_command(
             platform=PLATFORM,
             request_id=f"{activity.conversation.id}:{activity.id}",
             workspace=tenant,
@@ -173,7 +173,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
         if event_type == "undeleteMessage":
             return None
         deleted = activity.type == ActivityTypes.message_delete or event_type == "softDeleteMessage"
-        return inbound.chat_message_changed(
+        return events.chat_message_changed(
             platform=PLATFORM,
             event_id=f"{channel}:{activity.id}:{event_type or activity.type}:{activity.timestamp or ''}",
             workspace=tenant,
@@ -189,7 +189,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
         words = fmt.command_text(text, mentions)
         first = words.split()[0].lower() if words.split() else ""
         if thread_ts is None or first in COMMAND_WORDS:
-            return inbound.chat_command(
+            return events.chat_command(
                 platform=PLATFORM,
                 request_id=f"{channel}:{activity.id}",
                 workspace=tenant,
@@ -198,7 +198,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
                 text=words,
                 tz=getattr(activity, "local_timezone", None),  # IANA zone of the sender's client, when Teams sends it
             )
-    return inbound.chat_message(
+    return events.chat_message(
         platform=PLATFORM,
         event_id=f"{channel}:{activity.id}",
         workspace=tenant,

@@ -10,7 +10,7 @@ travel (a busy event loop, a token fetch). A send in flight holds its slot: it c
 completes; sends into one conversation go one at a time.
 
 A wait longer than ``max_wait`` (for the sends queued ahead in the thread, then for room in the windows) is not
-slept through (it would hold an outbox lease and a worker slot): the caller gets :class:`~bot.errors.Paced` with
+slept through (it would hold an outbox lease and a worker slot): the caller gets :class:`~core.errors.Paced` with
 ``retry_after``, nothing is sent, and the outbox puts the row back without counting an attempt while other threads
 go on. Unbounded, a burst into one thread queued rows on its lock past their lease, and an expired lease means a
 second attempt: a duplicate post, since the connector cannot look up what was posted. The pacer is per process:
@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from bot.errors import Paced
+from core.errors import Paced
 
 TEAMS_LIMITS: tuple[tuple[float, int], ...] = ((1.0, 7), (2.0, 8), (30.0, 60), (3600.0, 1800))
 APP_LIMIT: tuple[float, int] = (1.0, 50)  # per app per tenant: 50 requests per second

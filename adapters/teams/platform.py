@@ -26,9 +26,9 @@ from typing import Any
 
 from adapters.teams import format as fmt
 from adapters.teams.connector import ConnectorClient
-from bot.domain import Action, ChatUser, PostedMessage
-from bot.errors import NotFound, PermanentFailure
-from bot.ports import ThreadRoot
+from core.domain import Action, ChatUser, PostedMessage
+from core.errors import NotFound, PermanentFailure
+from core.ports import ThreadRoot
 from storage.teams import SENT, ConversationContext, TeamsStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def thread_conversation(channel: str, root_id: str) -> str:
 
 
 class TeamsPlatform:
-    """The Teams side of the bridge: implements ``bot.ports.ChatPlatform``."""
+    """The Teams side of the bridge: implements ``core.ports.ChatPlatform``."""
 
     def __init__(
         self,

@@ -8,10 +8,10 @@ import json
 
 import aiohttp
 
+from playground.world import free_port
 from reliability import pg
 from reliability.harness import Stage, Suite, unfinished
 from reliability.report import Row
-from sandbox.world import free_port
 from storage.migrate import upgrade_async
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.pipeline.effects import DELIVERED_REACTION, FAILED_REACTION, PENDING_REACTION
+from bridge.effects import DELIVERED_REACTION, FAILED_REACTION, PENDING_REACTION
 from reliability.harness import Stage, Suite, unfinished, wait_until
 from reliability.report import Row
 from storage.migrate import upgrade_async

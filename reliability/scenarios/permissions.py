@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from playground.world import Person
 from reliability.harness import Stage, Suite, wait_until
 from reliability.permissions import run_property
 from reliability.report import Row
-from sandbox.world import Person
 from storage.migrate import upgrade_async
 
 

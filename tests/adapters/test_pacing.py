@@ -13,7 +13,7 @@ import pytest
 
 from adapters.slack.pacing import SlackPacer
 from adapters.teams.pacing import ThreadPacer
-from bot.errors import Paced, TemporaryFailure
+from core.errors import Paced, TemporaryFailure
 from sandbox.slack.ratelimit import RateLimits
 from sandbox.teams.connector import TeamsConnectorSandbox
 

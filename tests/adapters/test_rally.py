@@ -14,9 +14,9 @@ from svix.webhooks import Webhook
 
 from adapters.rally import RallyClient, RallySignatureError, verify_and_parse
 from adapters.rally.webhooks import verify
-from bot.domain import ArchiveEntry, AuthorType, Direction, Source
-from bot.errors import InvalidInput, NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
-from bot.inbound import EventKind
+from core.domain import ArchiveEntry, AuthorType, Direction, Source
+from core.errors import InvalidInput, NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
+from core.events import EventKind
 from sandbox.rally import RallySandbox
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -14,10 +14,10 @@ from aiohttp import web
 from adapters.http import error_for_status, parse_datetime, parse_retry_after
 from adapters.respondent import RespondentClient, parse_webhook, verify_signature
 from adapters.respondent.webhooks import sign
-from bot.errors import InvalidInput, NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
-from bot.inbound import EventKind
+from core.errors import InvalidInput, NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
+from core.events import EventKind
+from playground.world import free_port
 from sandbox.respondent import OWNER, RespondentSandbox
-from sandbox.world import free_port
 
 PROJECT = "69603934cd7d6158385a200c"
 USER = "6960391fbd5465b2dd6bd6e1"

@@ -8,8 +8,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from adapters.slack.home import MAX_HOME_BLOCKS, home_blocks, home_view
-from bot.domain import Action
-from bot.home import (
+from core.domain import Action
+from core.home import (
     ClosedStudy,
     FailedDelivery,
     HomeView,

@@ -16,9 +16,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import escape
 from adapters.slack.platform import SlackPlatform, build_client, format_session_time, split_text
-from bot.domain import ChatUser
-from bot.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
-from bot.ports import ChatPlatform, ThreadRoot
+from core.domain import ChatUser
+from core.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
+from core.ports import ChatPlatform, ThreadRoot
 from sandbox.slack import SlackSandbox
 
 CH = "C0RESEARCH"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from sandbox.world import World
+from playground.world import World
 
 
 async def eventually(check: Callable[[], Any], *, within: float = 10.0, what: str = "condition") -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.world import Candidate, World
+from playground.world import Candidate, World
 from tests.integration.conftest import eventually
 
 

@@ -20,9 +20,9 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from playground.world import Candidate, World
 from sandbox.respondent import RespondentSandbox
 from sandbox.slack import SlackSandbox
-from sandbox.world import Candidate, World
 
 RALLYBRIDGE = str(Path(sys.executable).with_name("rallybridge"))
 

@@ -11,8 +11,8 @@ import re
 
 from sqlalchemy import select
 
+from playground.world import World
 from sandbox.slack.interactions import PublishedHome, home_view_problem
-from sandbox.world import World
 from storage import reminders as store
 from storage.models import OutboxItem
 from tests.integration.conftest import eventually

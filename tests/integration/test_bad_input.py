@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.respondent.webhooks import sign as respondent_sign
-from sandbox.world import World
+from playground.world import World
 from storage.models import InboxEvent
 
 

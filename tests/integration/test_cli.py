@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.world import free_port
+from playground.world import free_port
 from storage.migrate import head_revision, upgrade
 from storage.models import Base
 from tests.integration.processes import RALLYBRIDGE

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.world import World
+from playground.world import World
 from tests.integration.conftest import eventually
 from tests.integration.flows import link_study, root_of
 from tests.integration.processes import (

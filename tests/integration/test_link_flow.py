@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import func, select
 
-from sandbox.world import World
+from playground.world import World
 from storage.models import InboxEvent, StudyLink
 from tests.integration.conftest import eventually
 

@@ -25,9 +25,9 @@ from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import func, select
 
 from adapters.slack.oauth import BOT_SCOPES, NotInstalled, SlackRemovals, WorkspaceClient, WorkspaceTokens
-from bot.errors import PermanentFailure
+from core.errors import PermanentFailure
+from playground.world import World
 from sandbox.slack import SlackSandbox
-from sandbox.world import World
 from storage.db import Database
 from storage.migrate import alembic_config
 from storage.models import (

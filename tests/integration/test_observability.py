@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from bot.logs import CORRELATION_ID, correlation_id_for
-from sandbox.world import World
+from bridge.logs import CORRELATION_ID, correlation_id_for
+from playground.world import World
 from storage.models import InboxEvent, OutboxItem
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, root_of, sent_to

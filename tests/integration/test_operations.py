@@ -7,7 +7,7 @@ import re
 
 import aiohttp
 
-from sandbox.world import World
+from playground.world import World
 from storage.db import Database
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, root_of, sent_to

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sandbox.world import World
+from playground.world import World
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, replies, root_of, roots
 
@@ -92,8 +92,8 @@ async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World)
     PostgreSQL, found by the reliability suite): the notice is keyed by the thread, so it is posted once."""
     from sqlalchemy import update
 
-    from bot.inbound import EventKind
-    from bot.pipeline import intake
+    from bridge import intake
+    from core.events import EventKind
     from storage.models import ParticipantThread
     from storage.queue import Claimed, utcnow
 

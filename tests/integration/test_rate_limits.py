@@ -13,8 +13,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 
+from playground.world import Candidate, World
 from sandbox.slack import SlackSandbox
-from sandbox.world import Candidate, World
 from storage import queue
 from storage.db import Database
 from storage.models import OutboxItem

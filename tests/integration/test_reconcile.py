@@ -8,8 +8,8 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from bot import reconcile_schedule
-from sandbox.world import World
+from bridge import reconcile_schedule
+from playground.world import World
 from storage.models import InboxEvent, OutboxItem
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, replies, root_of, roots

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.world import World, free_port
+from playground.world import World, free_port
 from tests.integration.conftest import eventually
 from tests.integration.flows import link_study, roots
 from tests.integration.processes import (

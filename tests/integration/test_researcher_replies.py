@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sandbox.world import World
+from playground.world import World
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, root_of, sent_to
 

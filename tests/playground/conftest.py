@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
 
-from bot.playground import Playground
-from sandbox.world import World
+from playground import Playground
+from playground.world import World
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

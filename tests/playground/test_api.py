@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.playground import Playground
-from bot.playground.server import as_slack_client_sends
-from sandbox.world import World
+from playground import Playground
+from playground.server import as_slack_client_sends
+from playground.world import World
 from tests.integration.conftest import eventually
 
 

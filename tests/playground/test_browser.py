@@ -10,8 +10,8 @@ import asyncio
 
 from playwright.async_api import BrowserContext, Locator, Page, expect
 
-from bot.playground import Playground
-from sandbox.world import World
+from playground import Playground
+from playground.world import World
 from tests.playground.conftest import Screenshots
 
 expect.set_options(timeout=15_000)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.reminders import clock
-from sandbox.world import World
+from core import clock
+from playground.world import World
 from tests.integration.conftest import dump_queues, eventually
 from tests.integration.conftest import pytest_runtest_makereport as pytest_runtest_makereport
 from tests.integration.flows import link_study, root_of

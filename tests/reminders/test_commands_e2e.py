@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from sandbox.world import World
+from playground.world import World
 from storage import reminders as store
 from tests.integration.flows import archived, participant_writes, sent_to
 from tests.reminders.conftest import (

@@ -13,10 +13,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import interactive
 from adapters.slack.platform import SlackPlatform
 from adapters.teams import format as teams_fmt
-from bot.commands import parse_command
-from bot.domain import Action
-from bot.reminders import forms
-from bot.reminders.commands import message_part
+from bridge.reminders import forms
+from bridge.reminders.commands import message_part
+from core.commands import parse_command
+from core.domain import Action
 from sandbox.slack import SlackSandbox
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from playground.world import World
 from sandbox.slack.interactions import OpenedView
-from sandbox.world import World
 from storage import reminders as store
 from storage.models import InboxEvent
 from tests.integration.flows import sent_to

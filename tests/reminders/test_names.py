@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.reminders.names import Candidate, resolve
+from core.names import Candidate, resolve
 
 JORDAN_L = Candidate(1, "pa_jordan", "Jordan L.", "Checkout")
 JORDAN_K = Candidate(2, "pa_jordan_k", "Jordan K.", "Checkout")

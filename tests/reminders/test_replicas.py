@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from sandbox.world import World, free_port
+from playground.world import World, free_port
 from storage import reminders as store
 from storage.db import Database
 from storage.models import InboxEvent, ParticipantThread

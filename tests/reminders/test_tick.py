@@ -9,9 +9,9 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
-from bot.domain import Participant
-from bot.pipeline.services import Services
-from bot.reminders.firing import enqueue_due
+from bridge.reminders.firing import enqueue_due
+from bridge.services import Services
+from core.domain import Participant
 from storage import reminders as store
 from storage import repo
 from storage.db import Database

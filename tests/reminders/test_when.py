@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.reminders.when import WhenError, format_duration, format_moment, parse_duration, parse_when
+from core.when import WhenError, format_duration, format_moment, parse_duration, parse_when
 
 
 def utc(*args: int) -> datetime:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from playground.world import World
 from sandbox.teams import TeamsPerson, TeamsSandbox
-from sandbox.world import World
 from tests.integration.conftest import dump_queues, eventually
 
 CHANNEL = "19:checkout-study@thread.tacv2"

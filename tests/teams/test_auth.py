@@ -69,8 +69,8 @@ async def test_malformed_bodies_get_400_after_the_header_check(tw: TeamsWorld) -
 
 async def test_a_sandbox_without_app_id_accepts_unsigned_activities(database_url: str) -> None:
     """RALLYBRIDGE_TEAMS_SANDBOX=1 and no app id: no authentication (what `serve` refuses outside a sandbox)."""
+    from playground.world import World
     from sandbox.teams import TeamsSandbox
-    from sandbox.world import World
 
     world = await World.create(database_url, slack_options={"rate_limit": False})
     teams = await TeamsSandbox.create(world.bridge_url)

@@ -10,8 +10,8 @@ import pytest
 from adapters.teams.connector import ConnectorClient
 from adapters.teams.pacing import ThreadPacer
 from adapters.teams.platform import TeamsPlatform
-from bot.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
-from bot.ports import ThreadRoot
+from core.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
+from core.ports import ThreadRoot
 from sandbox.teams.connector import TeamsConnectorSandbox
 from storage.db import Database
 from storage.teams import ConversationContext, TeamsStore, UserContext

@@ -16,8 +16,8 @@ from adapters.teams import format as fmt
 from adapters.teams.inbound import event_of, split_conversation_id
 from adapters.teams.package import TEAMS_DIR, PackageError, write_package
 from adapters.teams.setup import teams_problems
-from bot.inbound import EventKind
-from sandbox.world import free_port
+from core.events import EventKind
+from playground.world import free_port
 from tests.integration.test_cli import _valid_env, run
 
 APP_ID = "12345678-1234-1234-1234-123456789abc"

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from bot import texts
-from bot.commands import parse_command
-from bot.domain import Participant
+from core import texts
+from core.commands import parse_command
+from core.domain import Participant
 
 
 def test_commands_are_parsed_case_insensitively_with_arguments() -> None:

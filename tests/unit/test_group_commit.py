@@ -1,5 +1,5 @@
-"""Group commit and the SQLite writer lock (storage/db.py), and their two users: the inbox (bot/inbox.py), whose
-concurrent requests share one INSERT, and the workers (bot/pipeline/worker.py), whose outcomes share one
+"""Group commit and the SQLite writer lock (storage/db.py), and their two users: the inbox (bridge/inbox.py), whose
+concurrent requests share one INSERT, and the workers (bridge/worker.py), whose outcomes share one
 transaction. On SQLite and PostgreSQL where a database is involved."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import inbound
-from bot.inbound import InboundEvent
-from bot.inbox import lane_for, record
-from bot.pipeline.services import Services
-from bot.pipeline.worker import LeaseLost, QueueWorker
+from bridge.inbox import lane_for, record
+from bridge.services import Services
+from bridge.worker import LeaseLost, QueueWorker
+from core import events as inbound
+from core.events import InboundEvent
 from storage import queue
 from storage.db import Database, GroupCommit, WriterLock
 from storage.models import InboxEvent, OutboxItem

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain import RallyUser, TeamMember
-from bot.permissions import may_message_participant
+from core.domain import RallyUser, TeamMember
+from core.permissions import may_message_participant
 
 EMAIL = "ana@example.com"
 

@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import reconcile_schedule as schedule
+from bridge import reconcile_schedule as schedule
 
 STUDIES = [f"st_{n:04d}" for n in range(500)]
 

@@ -19,8 +19,10 @@ class EventKind(enum.StrEnum):
     RALLY_PARTICIPANT_STATUS = "rally.participant_status_changed"
     RALLY_PERSON_OPTED_OUT = "rally.person_opted_out"
     RECONCILE_STUDY = "reconcile.study"
-    REMINDER_DUE = "reminder.due"  # a scheduled send came due (bot/reminders)
-    HOME_OPENED = "chat.home_opened"  # someone opened the bridge's home (Slack App Home): publish theirs (bot/home.py)
+    REMINDER_DUE = "reminder.due"  # a scheduled send came due (bridge/reminders)
+    HOME_OPENED = (
+        "chat.home_opened"  # someone opened the bridge's home (Slack App Home): publish theirs (bridge/home.py)
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def chat_message_changed(
     )
 
 
-HOME = "home"  # ``origin`` of a command clicked on the home view (it has no channel; bot/home.py)
+HOME = "home"  # ``origin`` of a command clicked on the home view (it has no channel; bridge/home.py)
 
 
 def chat_command(

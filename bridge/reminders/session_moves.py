@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.pipeline import outbox
-from bot.reminders.when import format_moment, parse_duration
+from bridge import outbox
+from core import texts
+from core.when import format_moment, parse_duration
 from storage import reminders as store
 from storage.models import ParticipantThread
 

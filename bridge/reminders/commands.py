@@ -14,16 +14,16 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.domain import Action, ChatUser, Direction, Participant
-from bot.errors import NotFound
-from bot.permissions import may_act_for_study
-from bot.pipeline import access, outbox
-from bot.pipeline.services import Services
-from bot.reminders import clock, view
-from bot.reminders.firing import queue_now
-from bot.reminders.names import Candidate, resolve, words_of
-from bot.reminders.when import WhenError, format_duration, format_moment, parse_duration, parse_when
+from bridge import access, outbox
+from bridge.reminders import view
+from bridge.reminders.firing import queue_now
+from bridge.services import Services
+from core import clock, texts
+from core.domain import Action, ChatUser, Direction, Participant
+from core.errors import NotFound
+from core.names import Candidate, resolve, words_of
+from core.permissions import may_act_for_study
+from core.when import WhenError, format_duration, format_moment, parse_duration, parse_when
 from storage import reminders as store
 from storage import repo
 from storage.models import ParticipantThread, StudyLink

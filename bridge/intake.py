@@ -15,18 +15,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import home, texts
-from bot.commands import Command, parse_command
-from bot.domain import ArchiveEntry, AuthorType, Conversation, Direction, Participant, Source, Study
-from bot.errors import NotFound, PermanentFailure
-from bot.inbound import HOME, EventKind, InboundEvent
-from bot.inbox import lane_for
-from bot.permissions import Decision, may_act_for_study
-from bot.pipeline import access, outbox
-from bot.pipeline.services import Services
-from bot.reminders import commands as reminder_commands
-from bot.reminders import firing as reminder_firing
-from bot.reminders import session_moves
+from bridge import access, home, outbox
+from bridge.inbox import lane_for
+from bridge.reminders import commands as reminder_commands
+from bridge.reminders import firing as reminder_firing
+from bridge.reminders import session_moves
+from bridge.services import Services
+from core import texts
+from core.commands import Command, parse_command
+from core.domain import ArchiveEntry, AuthorType, Conversation, Direction, Participant, Source, Study
+from core.errors import NotFound, PermanentFailure
+from core.events import HOME, EventKind, InboundEvent
+from core.permissions import Decision, may_act_for_study
 from storage import queue, repo
 from storage.models import InboxEvent, OutboxItem, ParticipantThread, StudyLink
 from storage.queue import Claimed, enqueue, utcnow
@@ -135,7 +135,7 @@ async def _command(services: Services, event: Claimed) -> Apply:
 
 async def _from_home(services: Services, event: Claimed, command: Command) -> Apply:
     """A button clicked on the clicker's home (``origin`` home: no channel). Only Retry and Cancel are there; the
-    answer is the home published again with a status line (``bot/home.py``)."""
+    answer is the home published again with a status line (``bridge/home.py``)."""
     p = event.payload
     who = await home.viewer(services, p["platform"], p["workspace"], p["user_id"])
     answer = home.republish(who, event.key, marker=services.internal_note_marker)

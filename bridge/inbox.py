@@ -11,9 +11,9 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import logs
-from bot.inbound import EventKind, InboundEvent
-from bot.pipeline.services import Services
+from bridge import logs
+from bridge.services import Services
+from core.events import EventKind, InboundEvent
 from storage.db import Database, GroupCommit, mark_queued
 from storage.models import InboxEvent
 from storage.queue import PENDING, utcnow

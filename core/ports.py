@@ -1,6 +1,6 @@
 """The three outside systems as the core sees them. Adapters implement these; the core knows nothing else.
 
-Every method raises only ``bot.errors`` exceptions: ``TemporaryFailure`` (retry later, maybe after
+Every method raises only ``core.errors`` exceptions: ``TemporaryFailure`` (retry later, maybe after
 ``retry_after``), ``UnknownOutcome`` (the call may have taken effect: verify before repeating),
 ``PermanentFailure`` / ``NotFound`` (stop and tell someone).
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.domain import (
+from core.domain import (
     Action,
     ArchiveEntry,
     ChatUser,
@@ -26,7 +26,7 @@ from bot.domain import (
 )
 
 if TYPE_CHECKING:
-    from bot.home import HomeView
+    from core.home import HomeView
 
 
 class StudyRecord(Protocol):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Direction
-from bot.reminders.when import format_moment
+from core.domain import Direction
+from core.when import format_moment
 from storage import reminders as store
 from storage.models import ChatMessage, ParticipantThread, StudyLink
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot import texts
-from bot.reminders.when import WhenError, parse_duration, parse_when
+from core import texts
+from core.when import WhenError, parse_duration, parse_when
 
 REMIND, FOLLOWUP, RESCHEDULE = "remind", "followup", "reschedule"
 FORMS = (REMIND, FOLLOWUP, RESCHEDULE)

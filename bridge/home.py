@@ -11,7 +11,7 @@ Platform-neutral. Opening the home (``EventKind.HOME_OPENED``) or clicking one o
    message each way, the relays that gave up (with their reason and a **Retry** action) and the pending
    reminders (with **Cancel**); the other studies by name, with why the viewer may not act and what to do; a
    short "what you can do" section. The :class:`HomeView` goes into one ``chat.home`` outbox row
-   (``bot.pipeline.outbox.publish_home``), which the platform adapter draws (``bot.ports.HomeSurface``).
+   (``bridge.outbox.publish_home``), which the platform adapter draws (``core.ports.HomeSurface``).
 
 A click on the home is answered on the home itself: the view is published again with a status line at the top
 (no channel message, no DM), so the button the person clicked is gone and the sentence says what happened.
@@ -21,203 +21,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.domain import Action, Direction, RallyUser
-from bot.errors import NotFound
-from bot.permissions import Decision, may_act_for_study
-from bot.pipeline import outbox
-from bot.pipeline.services import Services
-from bot.reminders import clock
-from bot.reminders.view import KIND_NAMES
-from bot.reminders.when import format_moment
+from bridge import outbox
+from bridge.reminders.view import KIND_NAMES
+from bridge.services import Services
+from core import clock, texts
+from core.domain import Action, Direction, RallyUser
+from core.errors import NotFound
+from core.home import (
+    MAX_FAILED,
+    MAX_PARTICIPANTS,
+    MAX_REMINDERS,
+    ClosedStudy,
+    FailedDelivery,
+    HomeView,
+    LastMessage,
+    ParticipantLine,
+    PendingReminder,
+    StudyHome,
+    preview,
+)
+from core.permissions import Decision, may_act_for_study
+from core.when import format_moment
 from storage import queue, repo
 from storage import reminders as store
 from storage.models import ChatMessage, OutboxItem, StudyLink
 
 Apply = Callable[[AsyncSession], Awaitable[None]]
 Answer = Callable[[AsyncSession, str], Awaitable[None]]
-
-# Per study, at most this many of each are carried in the view (the rest are counted); the adapter may show fewer.
-MAX_PARTICIPANTS = 50
-MAX_FAILED = 20
-MAX_REMINDERS = 20
-PREVIEW = 80
-
-
-def preview(text: str, limit: int = PREVIEW) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-# --- the model ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LastMessage:
-    at: datetime
-    state: str | None = None  # messages to the participant: pending | delivered | failed
-    author: str | None = None
-
-
-@dataclass(frozen=True)
-class ParticipantLine:
-    name: str
-    participant_id: str
-    opted_out: bool
-    last_from: LastMessage | None
-    last_to: LastMessage | None
-
-
-@dataclass(frozen=True)
-class FailedDelivery:
-    """A relay that gave up: ``delivery_id`` is its outbox row (what ``retry <id>`` names)."""
-
-    delivery_id: int
-    participant_name: str
-    reason: str
-    failed_at: datetime | None
-    author: str | None
-    preview: str
-    action: Action | None  # Retry; None when it can't be sent (``note`` says why)
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class PendingReminder:
-    reminder_id: int
-    participant_name: str
-    kind: str
-    due_at: datetime
-    created_by: str
-    preview: str
-    action: Action  # Cancel
-
-
-@dataclass(frozen=True)
-class StudyHome:
-    """A linked study the viewer may act for."""
-
-    study_id: str
-    study_name: str
-    channel: str
-    participants: tuple[ParticipantLine, ...] = ()
-    more_participants: int = 0
-    failed: tuple[FailedDelivery, ...] = ()
-    more_failed: int = 0
-    reminders: tuple[PendingReminder, ...] = ()
-    more_reminders: int = 0
-
-
-@dataclass(frozen=True)
-class ClosedStudy:
-    """A linked study of the workspace the viewer may not act for; ``reason`` says why and what to do."""
-
-    study_id: str
-    study_name: str
-    channel: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class HomeView:
-    viewer_name: str
-    built_at: datetime
-    status: str | None = None
-    may_act: str = ""
-    studies: tuple[StudyHome, ...] = ()
-    closed: tuple[ClosedStudy, ...] = ()
-    closed_intro: str = ""
-    empty: str | None = None  # nothing is linked in the workspace: how to start
-    help: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the outbox payload)."""
-        return _plain(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HomeView:
-        return HomeView(
-            viewer_name=data["viewer_name"],
-            built_at=datetime.fromisoformat(data["built_at"]),
-            status=data.get("status"),
-            may_act=data.get("may_act") or "",
-            studies=tuple(_study(s) for s in data.get("studies") or ()),
-            closed=tuple(ClosedStudy(**c) for c in data.get("closed") or ()),
-            closed_intro=data.get("closed_intro") or "",
-            empty=data.get("empty"),
-            help=tuple(data.get("help") or ()),
-        )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Action):
-        return {"label": value.label, "command": value.command, "style": value.style}
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _action(data: dict[str, Any] | None) -> Action | None:
-    return Action(data["label"], data["command"], data.get("style")) if data else None
-
-
-def _last(data: dict[str, Any] | None) -> LastMessage | None:
-    return LastMessage(datetime.fromisoformat(data["at"]), data.get("state"), data.get("author")) if data else None
-
-
-def _study(data: dict[str, Any]) -> StudyHome:
-    return StudyHome(
-        study_id=data["study_id"],
-        study_name=data["study_name"],
-        channel=data["channel"],
-        participants=tuple(
-            ParticipantLine(p["name"], p["participant_id"], p["opted_out"], _last(p["last_from"]), _last(p["last_to"]))
-            for p in data.get("participants") or ()
-        ),
-        more_participants=int(data.get("more_participants") or 0),
-        failed=tuple(
-            FailedDelivery(
-                f["delivery_id"],
-                f["participant_name"],
-                f["reason"],
-                _time(f.get("failed_at")),
-                f.get("author"),
-                f["preview"],
-                _action(f.get("action")),
-                f.get("note"),
-            )
-            for f in data.get("failed") or ()
-        ),
-        more_failed=int(data.get("more_failed") or 0),
-        reminders=tuple(
-            PendingReminder(
-                r["reminder_id"],
-                r["participant_name"],
-                r["kind"],
-                datetime.fromisoformat(r["due_at"]),
-                r["created_by"],
-                r["preview"],
-                Action(r["action"]["label"], r["action"]["command"], r["action"].get("style")),
-            )
-            for r in data.get("reminders") or ()
-        ),
-        more_reminders=int(data.get("more_reminders") or 0),
-    )
-
 
 # --- who is looking ---------------------------------------------------------------------------------------------
 
@@ -391,7 +226,7 @@ async def opened(services: Services, key: str, payload: dict[str, Any]) -> Apply
 
 
 async def cancel(services: Services, who: Viewer, rest: str, answer: Answer) -> Apply:
-    """``cancel <id>`` clicked on the home: like the typed command (``bot/reminders/commands.py``), but the
+    """``cancel <id>`` clicked on the home: like the typed command (``bridge/reminders/commands.py``), but the
     reminder may be of any channel of the viewer's workspace, since the home has none; the same R2 check."""
     wanted = rest.lstrip("#").split(" ")[0]
     if not wanted.isdigit():

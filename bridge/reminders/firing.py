@@ -17,16 +17,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import texts
-from bot.domain import AuthorType, Direction, Source
-from bot.errors import NotFound
-from bot.inbound import reminder_due
-from bot.inbox import lane_for
-from bot.permissions import may_act_for_study
-from bot.pipeline import outbox
-from bot.pipeline.services import Services
-from bot.reminders import clock
-from bot.reminders.when import format_duration, format_moment
+from bridge import outbox
+from bridge.inbox import lane_for
+from bridge.services import Services
+from core import clock, texts
+from core.domain import AuthorType, Direction, Source
+from core.errors import NotFound
+from core.events import reminder_due
+from core.permissions import may_act_for_study
+from core.when import format_duration, format_moment
 from storage import reminders as store
 from storage import repo
 from storage.models import ChatMessage, InboxEvent, ParticipantThread

@@ -159,7 +159,7 @@ def format_session(starts_at: datetime | None) -> str | None:
     return starts_at.strftime("%a %d %b %Y, %H:%M UTC")
 
 
-# --- reminders, follow-ups, scheduling links (bot/reminders) ------------------------------------------
+# --- reminders, follow-ups, scheduling links (bridge/reminders) ------------------------------------------
 
 REMINDER_HELP = (
     "• /rally remind <participant> <when> [message]: remind them (when: in 2h, tomorrow 9am, fri 14:30, "
@@ -304,7 +304,7 @@ def participant_gone(name: str) -> str:
     return f"Rally no longer has {name} in this study, so nothing was scheduled or sent."
 
 
-# --- scheduling forms (the thread root's buttons; bot/reminders/forms.py) ------------------------------
+# --- scheduling forms (the thread root's buttons; bridge/reminders/forms.py) ------------------------------
 
 
 def form_when_missing() -> str:
@@ -323,7 +323,7 @@ def form_refused(reason: str) -> str:
     return f"That form cannot be used: {reason}"
 
 
-# --- App Home and retrying failed deliveries (bot/home.py, ``retry <id>``) -------------------------------------
+# --- App Home and retrying failed deliveries (bridge/home.py, ``retry <id>``) -------------------------------------
 
 
 def retry_usage() -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import texts
-from bot.domain import RallyUser, TeamMember
+from core import texts
+from core.domain import RallyUser, TeamMember
 
 
 @dataclass(frozen=True)

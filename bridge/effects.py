@@ -13,15 +13,15 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import logs, texts
-from bot.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
-from bot.errors import PermanentFailure, UnknownOutcome
-from bot.home import HomeView
-from bot.pipeline import outbox
-from bot.pipeline.intake import Apply
-from bot.pipeline.outbox import Effect
-from bot.pipeline.services import Services
-from bot.ports import ChatPlatform, HomeSurface, ThreadRoot
+from bridge import logs, outbox
+from bridge.intake import Apply
+from bridge.outbox import Effect
+from bridge.services import Services
+from core import texts
+from core.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
+from core.errors import PermanentFailure, UnknownOutcome
+from core.home import HomeView
+from core.ports import ChatPlatform, HomeSurface, ThreadRoot
 from storage import repo
 from storage.models import OutboxItem, ParticipantThread
 from storage.queue import Claimed, exists_key, unfinished_payloads
@@ -170,7 +170,7 @@ async def _relay(services: Services, item: Claimed) -> Apply:
         direction=Direction.TO_PARTICIPANT,
         body=p["body"],
         sent_at=sent.created_at or item.created_at,
-        # Scheduled sends (bot/reminders) say BOT / SCHEDULER; a researcher's reply keeps the defaults.
+        # Scheduled sends (bridge/reminders) say BOT / SCHEDULER; a researcher's reply keeps the defaults.
         author_type=AuthorType(author.get("type") or AuthorType.RESEARCHER.value),
         source=Source(author.get("source") or thread.platform.upper()),
         author_user_id=author.get("user_id"),
@@ -179,7 +179,7 @@ async def _relay(services: Services, item: Claimed) -> Apply:
         respondent_message_uid=sent.uid,
     )
     thread_id, message_id, channel, platform = thread.id, p["message_id"], thread.channel, thread.platform
-    round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bot/pipeline/intake.py)
+    round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bridge/intake.py)
     message_uid = sent.uid
 
     async def apply(session: AsyncSession) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox.world import World
+from playground.world import World
 
 # Who the newcomer can be in the Slack pane, and what the bridge will make of them.
 ROLES = {

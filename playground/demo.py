@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sandbox.world import Candidate, Person, World
+from playground.world import Candidate, Person, World
 from storage.migrate import upgrade_async
 
 T = TypeVar("T")
@@ -341,7 +341,7 @@ async def run_demo(
 
 async def play_in_browser(world: World, port: int, *, after_script: bool) -> None:
     """Serve the playground for ``world`` and wait for Ctrl-C (SIGINT) or SIGTERM."""
-    from bot.playground import Playground
+    from playground import Playground
 
     playground = Playground(world)
     page = await playground.start(port)

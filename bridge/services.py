@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from bot.errors import PermanentFailure
-from bot.metrics import Metrics
-from bot.ports import ChatPlatform, ParticipantChannel, StudyRecord
+from bridge.metrics import Metrics
+from core.errors import PermanentFailure
+from core.ports import ChatPlatform, ParticipantChannel, StudyRecord
 from storage.db import Database
 
 

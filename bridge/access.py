@@ -1,12 +1,12 @@
 """Fetch what contract R2 needs (the study team, the person's Rally accounts) and decide with
-:func:`bot.permissions.may_message_participant`: one place for every path that acts on a participant (a relayed
+:func:`core.permissions.may_message_participant`: one place for every path that acts on a participant (a relayed
 reply, a retry, scheduling a reminder)."""
 
 from __future__ import annotations
 
-from bot.domain import ChatUser
-from bot.permissions import Decision, may_message_participant
-from bot.pipeline.services import Services
+from bridge.services import Services
+from core.domain import ChatUser
+from core.permissions import Decision, may_message_participant
 from storage.models import ParticipantThread, StudyLink
 
 

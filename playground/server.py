@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.playground.view import (
+from playground.view import (
     CommandEcho,
     PlaygroundLog,
     archive,
@@ -28,7 +28,7 @@ from bot.playground.view import (
     people,
     slack_channel,
 )
-from sandbox.world import Candidate, World
+from playground.world import Candidate, World
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Playground:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._static = {
-            path: ((resources.files("bot.playground") / "static" / name).read_bytes(), kind)
+            path: ((resources.files("playground") / "static" / name).read_bytes(), kind)
             for path, (name, kind) in STATIC.items()
         }
         self.app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)

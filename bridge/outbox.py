@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import logs
-from bot.domain import Action, ArchiveEntry, AuthorType, Direction, Source
+from bridge import logs
+from core.domain import Action, ArchiveEntry, AuthorType, Direction, Source
 from storage.models import OutboxItem, ParticipantThread
 from storage.queue import enqueue, waiting_in_lane
 
@@ -41,7 +41,7 @@ def thread_lane(thread_id: int) -> str:
 
 
 async def _add(session: AsyncSession, effect: Effect, key: str, lane: str, payload: dict[str, Any]) -> bool:
-    correlation_id = logs.current_correlation_id()  # the inbound event this effect follows from (bot/logs.py)
+    correlation_id = logs.current_correlation_id()  # the inbound event this effect follows from (bridge/logs.py)
     if correlation_id is not None:
         payload = {**payload, logs.CORRELATION_ID: correlation_id}
     return await enqueue(session, OutboxItem, key=key, kind=effect.value, lane=lane, payload=payload)
@@ -219,6 +219,6 @@ def home_lane(platform: str, user_id: str) -> str:
 
 
 async def publish_home(session: AsyncSession, platform: str, key: str, user_id: str, view: dict[str, Any]) -> bool:
-    """Draw ``user_id``'s home (``bot.home.HomeView.to_dict``). One lane per person: the newest view is drawn last."""
+    """Draw ``user_id``'s home (``core.home.HomeView.to_dict``). One lane per person: the newest view is drawn last."""
     payload = {"platform": platform, "user_id": user_id, "view": view}
     return await _add(session, Effect.PUBLISH_HOME, f"home:{key}", home_lane(platform, user_id), payload)

@@ -25,11 +25,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import logs
-from bot.errors import Paced, PermanentFailure, TemporaryFailure, UnknownOutcome
-from bot.pipeline import effects, intake
-from bot.pipeline.intake import Apply
-from bot.pipeline.services import Services
+from bridge import effects, intake, logs
+from bridge.intake import Apply
+from bridge.services import Services
+from core.errors import Paced, PermanentFailure, TemporaryFailure, UnknownOutcome
 from storage import queue
 from storage.db import GroupCommit, unmark_queued
 from storage.models import InboxEvent, OutboxItem
