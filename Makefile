@@ -20,7 +20,8 @@ test: $(BIN)/.installed lint  ## the whole suite, on SQLite and on the PostgreSQ
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy core bridge storage adapters bot sandbox playground
+	$(BIN)/mypy core bridge storage adapters bot sandbox playground rallybridge
+	$(BIN)/lint-imports --no-cache
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit
@@ -33,10 +34,10 @@ clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: reliability
-reliability: $(BIN)/.installed  ## the full reliability suite (issue 3); writes docs/reliability.md. SEED=n replays a run
+reliability: $(BIN)/.installed  ## the full reliability suite; writes docs/reliability.md. SEED=n replays a run
 	$(BIN)/python -m reliability $(if $(SEED),--seed $(SEED),)
 
-# Issue 6 benchmarks: each bench/<name>.py that exists runs the real `serve` on SQLite and PostgreSQL and writes
+# Benchmarks: each bench/<name>.py that exists runs the real `serve` on SQLite and PostgreSQL and writes
 # its section of docs/performance.md. BENCH_ARGS passes options to every one (e.g. BENCH_ARGS="--databases sqlite").
 BENCHES := ack_latency drain relay_overhead scale reconcile
 .PHONY: bench bench-quick

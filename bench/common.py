@@ -125,13 +125,17 @@ def add_baseline_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Where the command lives: today's tree, and trees from before the command moved out of the application package.
+_CLI_MODULES = (("rallybridge", "cli.py"), ("bot", "cli.py"))
+
+
 def variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, Path | None]]:
     """What to run: ``[("after", None)]``, preceded by ``("before", DIR)`` when ``--baseline`` names a source tree
     (a parser error otherwise). ``None`` is this working tree."""
     if args.baseline is None:
         return [("after", None)]
-    if not (args.baseline / "bot" / "cli.py").is_file():
-        parser.error(f"--baseline {args.baseline} is not a Rally Bridge source tree (no bot/cli.py)")
+    if not any(args.baseline.joinpath(*where).is_file() for where in _CLI_MODULES):
+        parser.error(f"--baseline {args.baseline} is not a Rally Bridge source tree (no rallybridge/cli.py)")
     return [("before", args.baseline.resolve()), ("after", None)]
 
 
@@ -314,7 +318,8 @@ async def start_serve(
     command = [str(RALLYBRIDGE), "serve"]
     if code is not None:
         full_env["PYTHONPATH"] = str(code)
-        command = [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
+        package = next(p for p, _ in _CLI_MODULES if (code / p / "cli.py").is_file())
+        command = [sys.executable, "-c", f"from {package}.cli import main; main()", "serve"]
     log = log_path.open("w")
     process = await asyncio.create_subprocess_exec(
         *command, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=str(code or log_path.parent)

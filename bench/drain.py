@@ -50,12 +50,13 @@ from sqlalchemy import func, select
 
 from bench import common
 from bot.app import build_bridge
+from core.store import INBOX
 from playground.world import World
 from sandbox.slack.ratelimit import RateLimits
 from sandbox.teams import TeamsPerson, TeamsSandbox
 from sandbox.teams.connector import APP_LIMIT, TEAMS_LIMITS
 from storage.db import Database
-from storage.models import InboxEvent, OutboxItem
+from storage.models import OutboxItem
 
 BODY = re.compile(r"drain t(\d+) m(\d+)")
 OWNER_TEAMS = TeamsPerson("29:ana", "Ana Ortiz", "ana@example.com")
@@ -232,7 +233,7 @@ async def fill_backlog(world: World, scenario: Scenario, threads: list[ThreadSpe
             )
     respondent.webhook_url = webhook_url
     bridge = build_bridge(world.settings(**env))
-    bridge.workers = [w for w in bridge.workers if w.model is InboxEvent]
+    bridge.workers = [w for w in bridge.workers if w.name == INBOX]
     runner = web.AppRunner(bridge.web_app, access_log=None)
     await runner.setup()
     try:
@@ -248,7 +249,7 @@ async def fill_backlog(world: World, scenario: Scenario, threads: list[ThreadSpe
                 first_name=spec.first_name,
                 last_name="Drain",
             )
-        db = bridge.services.db
+        db = bridge.db
 
         async def queued() -> int:
             async with db.transaction() as session:

@@ -14,24 +14,28 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.rally.client import RallyClient
+from adapters.rally.routes import rally_route
 from adapters.respondent.client import RespondentClient
+from adapters.respondent.routes import respondent_route
 from adapters.slack.inbound import build_bolt_app, slack_route
-from adapters.slack.oauth import SlackOAuth, SlackRemovals, with_slack_status
+from adapters.slack.oauth import SlackOAuth
 from adapters.slack.pacing import SlackPacer
 from adapters.slack.platform import SlackPlatform, build_client
+from adapters.slack.workspaces import SlackRemovals, with_slack_status
 from adapters.teams.setup import add_route as add_teams_route
 from adapters.teams.setup import build_teams
+from bot.observability import metrics_route, timing_middleware
 from bot.settings import Settings
-from bot.web import health_route, rally_route, ready_route, respondent_route
+from bot.web import health_route, ready_route
 from bridge import reconcile_schedule
 from bridge.inbox import record
 from bridge.reminders import firing as reminders
 from bridge.services import Services
 from bridge.worker import QueueWorker, inbox_worker, outbox_worker
 from core.events import reconcile_study
-from storage import repo
 from storage.db import Database
 from storage.migrate import schema_problem
+from storage.uow import SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ def _secret(value: object) -> str:
 class Bridge:
     settings: Settings
     services: Services
+    db: Database  # under ``services.store``: readiness, metrics, schema checks, dispose
     bolt: AsyncApp
     web_app: web.Application
     workers: list[QueueWorker]
@@ -60,7 +65,7 @@ class Bridge:
 
     async def start_background(self) -> None:
         """Refuse an old schema, then start the workers and the reconcile tick."""
-        problem = await schema_problem(self.services.db)
+        problem = await schema_problem(self.db)
         if problem is not None:
             raise SchemaOutOfDate(problem)
         self.stop_event.clear()
@@ -103,7 +108,7 @@ class Bridge:
             close = getattr(closer, "close", None)
             if close is not None:
                 await close()
-        await self.services.db.dispose()
+        await self.db.dispose()
 
     async def queue_due_reminders(self) -> int:
         """Turn due reminder rows into inbox events (exactly once across replicas: see bridge/reminders/firing)."""
@@ -120,8 +125,8 @@ class Bridge:
         now = time.time()
         since = self.reconciles_queued_until or now - reconcile_schedule.tick_seconds(interval)
         try:
-            async with self.services.db.transaction() as session:
-                links = await repo.active_links(session)
+            async with self.services.store.transaction() as uow:
+                links = await uow.links.active()
             due = reconcile_schedule.due_between((link.study_id for link in links), interval, since, now)
             for study_id, cycle in due:
                 await record(self.services, reconcile_study(study_id=study_id, cycle=str(cycle)))
@@ -136,8 +141,8 @@ class Bridge:
         other replicas use: at most one per study per cycle), or ``cycle`` when given (a separate, extra round)."""
         interval = self.settings.reconcile_interval_seconds
         now = time.time()
-        async with self.services.db.transaction() as session:
-            links = await repo.active_links(session)
+        async with self.services.store.transaction() as uow:
+            links = await uow.links.active()
         for link in links:
             key = cycle or str(reconcile_schedule.current_cycle(link.study_id, interval, now)[0])
             await record(self.services, reconcile_study(study_id=link.study_id, cycle=key))
@@ -185,7 +190,7 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     )
     rally = RallyClient(settings.rally_api_url, _secret(settings.rally_api_token))
     services = Services(
-        db=db,
+        store=SqlStore(db),
         chats={"slack": SlackPlatform(slack_client, pacer=slack_pacer(settings))},
         respondent=respondent,
         rally=rally,
@@ -211,24 +216,26 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
         "backoff_cap": settings.retry_cap_seconds,
     }
     workers = [inbox_worker(services, **options), outbox_worker(services, **options)]
-    web_app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[services.metrics.middleware()])
+    web_app = web.Application(
+        client_max_size=settings.max_body_bytes + 1, middlewares=[timing_middleware(services.metrics)]
+    )
     max_body = settings.max_body_bytes
     if signing_secret:
         web_app.router.add_post("/slack/events", slack_route(bolt, signing_secret, max_body))
     if oauth is not None:
         oauth.add_routes(web_app)  # GET /slack/install, GET /slack/oauth_redirect
     web_app.router.add_post(
-        "/webhooks/respondent", respondent_route(services, _secret(settings.respondent_webhook_key), max_body)
+        "/webhooks/respondent", respondent_route(to_inbox, _secret(settings.respondent_webhook_key), max_body)
     )
-    web_app.router.add_post("/webhooks/rally", rally_route(services, _secret(settings.rally_webhook_secret), max_body))
-    web_app.router.add_get("/healthz", health_route(services))
+    web_app.router.add_post("/webhooks/rally", rally_route(to_inbox, _secret(settings.rally_webhook_secret), max_body))
+    web_app.router.add_get("/healthz", health_route(db))
     web_app.router.add_get(
-        "/readyz", with_slack_status(ready_route(services), db, oauth.tokens if oauth is not None else None)
+        "/readyz", with_slack_status(ready_route(db), db, oauth.tokens if oauth is not None else None)
     )
-    web_app.router.add_get("/metrics", services.metrics.route(db))
+    web_app.router.add_get("/metrics", metrics_route(services.metrics, db))
     if teams is not None:
         add_teams_route(web_app, teams)
-    bridge = Bridge(settings=settings, services=services, bolt=bolt, web_app=web_app, workers=workers)
+    bridge = Bridge(settings=settings, services=services, db=db, bolt=bolt, web_app=web_app, workers=workers)
     bridge.closers = [respondent, rally, *services.chats.values(), *([teams] if teams is not None else [])]
 
     async def on_startup(_app: web.Application) -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 from bridge.services import Services
 from core.domain import ChatUser
 from core.permissions import Decision, may_message_participant
-from storage.models import ParticipantThread, StudyLink
+from core.records import Link, Thread
 
 
 async def may_message(
     services: Services,
     user: ChatUser,
-    thread: ParticipantThread,
-    link: StudyLink,
+    thread: Thread,
+    link: Link,
     *,
     check_opt_out: bool = True,
 ) -> Decision:

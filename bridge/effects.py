@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bridge import logs, outbox
-from bridge.intake import Apply
+from bridge.apply import Apply, nothing
 from bridge.outbox import Effect
 from bridge.services import Services
 from core import texts
@@ -22,9 +20,8 @@ from core.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, Resp
 from core.errors import PermanentFailure, UnknownOutcome
 from core.home import HomeView
 from core.ports import ChatPlatform, HomeSurface, ThreadRoot
-from storage import repo
-from storage.models import OutboxItem, ParticipantThread
-from storage.queue import Claimed, exists_key, unfinished_payloads
+from core.records import QueuedRow, Thread
+from core.store import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +30,22 @@ FAILED_REACTION = outbox.FAILED_REACTION
 PENDING_REACTION = outbox.PENDING_REACTION
 
 
-async def _nothing(_session: AsyncSession) -> None:
-    return None
-
-
-async def _thread(services: Services, thread_id: int) -> ParticipantThread:
-    async with services.db.transaction() as session:
-        thread = await repo.thread_by_id(session, thread_id)
+async def _thread(services: Services, thread_id: int) -> Thread:
+    async with services.store.transaction() as uow:
+        thread = await uow.threads.by_id(thread_id)
     if thread is None:
         raise PermanentFailure(f"participant thread {thread_id} no longer exists")
     return thread
 
 
-def _require_root(thread: ParticipantThread) -> str:
-    if thread.thread_ts is None:
+def _require_root(thread: Thread) -> str:
+    if thread.root_id is None:
         # The root is earlier in the same lane, so this only happens if the root failed for good.
         raise PermanentFailure("the participant's thread could not be opened")
-    return thread.thread_ts
+    return thread.root_id
 
 
-async def perform(services: Services, item: Claimed) -> Apply:
+async def perform(services: Services, item: QueuedRow) -> Apply:
     effect = Effect(item.kind)
     p = item.payload
     if effect is Effect.POST_ROOT:
@@ -71,22 +64,22 @@ async def perform(services: Services, item: Claimed) -> Apply:
         return _store_root(thread.id, posted)
     if effect is Effect.MIRROR:
         thread = await _thread(services, p["thread_id"])
-        root_ts = _require_root(thread)
+        root_id = _require_root(thread)
         chat = services.chat(thread.platform)
-        posted = await _verified_post(chat, item, thread.channel, root_ts)
+        posted = await _verified_post(chat, item, thread.channel, root_id)
         if posted is None:
             posted = await chat.post_participant_message(
-                thread.channel, root_ts, p["author_name"], p["body"], key=item.key
+                thread.channel, root_id, p["author_name"], p["body"], key=item.key
             )
         return _store_message_ts(p["message_id"], posted.ts)
     if effect is Effect.NOTICE:
-        thread_ts: str | None = None
+        in_thread: str | None = None  # the root of the participant's thread it goes under, if any
         if p.get("thread_id") is not None:
-            thread_ts = _require_root(await _thread(services, p["thread_id"]))
+            in_thread = _require_root(await _thread(services, p["thread_id"]))
         chat = services.chat(p["platform"])
-        if await _verified_post(chat, item, p["channel"], thread_ts) is None:
-            await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=thread_ts)
-        return _nothing
+        if await _verified_post(chat, item, p["channel"], in_thread) is None:
+            await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=in_thread)
+        return nothing
     if effect is Effect.PRIVATE:
         buttons = {"actions": outbox.actions_of(p)} if p.get("actions") else {}
         try:
@@ -96,61 +89,59 @@ async def perform(services: Services, item: Claimed) -> Apply:
         except UnknownOutcome:
             # Ephemeral messages cannot be looked up afterwards: at most once beats twice.
             log.info("private notice %s may not have arrived; not repeated", item.key)
-        return _nothing
+        return nothing
     if effect is Effect.REACTION:
         await services.chat(p["platform"]).add_reaction(p["channel"], p["ts"], p["name"])
-        return _nothing
+        return nothing
     if effect is Effect.UNREACTION:
         await services.chat(p["platform"]).remove_reaction(p["channel"], p["ts"], p["name"])
-        return _nothing
+        return nothing
     if effect is Effect.RELAY:
         return await _relay(services, item)
     if effect is Effect.ARCHIVE:
         archive_id = await services.rally.archive(outbox.archive_entry(p))
         log.debug("archived %s as %s", item.key, archive_id)
-        return _nothing
+        return nothing
     if effect is Effect.PUBLISH_HOME:
         # Publishing replaces the whole view, so after an unknown outcome it is simply done again.
         surface = services.chat(p["platform"])
         if not isinstance(surface, HomeSurface):
             raise PermanentFailure(f"the {p['platform']} platform has no home view")
         await surface.publish_home(p["user_id"], HomeView.from_dict(p["view"]))
-        return _nothing
+        return nothing
     raise PermanentFailure(f"unknown effect {item.kind}")  # pragma: no cover
 
 
 async def _verified_post(
-    chat: ChatPlatform, item: Claimed, channel: str, thread_ts: str | None
+    chat: ChatPlatform, item: QueuedRow, channel: str, root_id: str | None
 ) -> PostedMessage | None:
     """After an unknown outcome, the post that the earlier attempt made, if it did."""
     if not item.needs_verify:
         return None
-    return await chat.find_post(channel, item.key, thread_ts=thread_ts)
+    return await chat.find_post(channel, item.key, thread_ts=root_id)
 
 
 async def _study_name(services: Services, study_id: str) -> str:
-    async with services.db.transaction() as session:
-        link = await repo.link_for_study(session, study_id)
+    async with services.store.transaction() as uow:
+        link = await uow.links.for_study(study_id)
     return link.study_name if link else study_id
 
 
 def _store_root(thread_id: int, posted: PostedMessage) -> Apply:
-    async def apply(session: AsyncSession) -> None:
-        thread = await repo.thread_by_id(session, thread_id)
-        if thread is not None:
-            thread.thread_ts = posted.ts
+    async def apply(uow: UnitOfWork) -> None:
+        await uow.threads.set_root(thread_id, posted.ts)
 
     return apply
 
 
 def _store_message_ts(message_id: int, ts: str) -> Apply:
-    async def apply(session: AsyncSession) -> None:
-        await repo.set_message_state(session, message_id, state="mirrored", platform_ts=ts)
+    async def apply(uow: UnitOfWork) -> None:
+        await uow.messages.set_state(message_id, state="mirrored", post_id=ts)
 
     return apply
 
 
-async def _relay(services: Services, item: Claimed) -> Apply:
+async def _relay(services: Services, item: QueuedRow) -> Apply:
     p = item.payload
     thread = await _thread(services, p["thread_id"])
     if thread.opted_out:
@@ -182,48 +173,46 @@ async def _relay(services: Services, item: Claimed) -> Apply:
     round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bridge/intake.py)
     message_uid = sent.uid
 
-    async def apply(session: AsyncSession) -> None:
-        await repo.set_message_state(session, message_id, state="delivered", respondent_uid=message_uid)
-        await outbox.archive(session, thread_id, entry)
+    async def apply(uow: UnitOfWork) -> None:
+        await uow.messages.set_state(message_id, state="delivered", respondent_uid=message_uid)
+        await outbox.archive(uow, thread_id, entry)
         if author.get("platform_ts"):  # scheduled sends have no researcher post to mark
-            await _settle_marks(session, platform, channel, author["platform_ts"], DELIVERED_REACTION, round_)
+            await _settle_marks(uow, platform, channel, author["platform_ts"], DELIVERED_REACTION, round_)
 
     return apply
 
 
-async def _settle_marks(
-    session: AsyncSession, platform: str, channel: str, ts: str, final: str, round_: str = ""
-) -> None:
+async def _settle_marks(uow: UnitOfWork, platform: str, channel: str, ts: str, final: str, round_: str = "") -> None:
     """Replace the pending mark (if the reply ever showed one in this round) by ``final``; same lane, so in this
     order. ``round_``: ``outbox.delivery_round`` of the relay (a retried relay's marks are new ones)."""
-    if await exists_key(session, OutboxItem, outbox.reaction_key(platform, channel, ts, PENDING_REACTION, round_)):
-        await outbox.unreaction(session, platform, channel, ts, PENDING_REACTION, round_)
-    await outbox.reaction(session, platform, channel, ts, final, round_)
+    if await uow.outbox.exists(outbox.reaction_key(platform, channel, ts, PENDING_REACTION, round_)):
+        await outbox.unreaction(uow, platform, channel, ts, PENDING_REACTION, round_)
+    await outbox.reaction(uow, platform, channel, ts, final, round_)
 
 
-async def on_temporary_failure(services: Services, item: Claimed, reason: str) -> Apply | None:
+async def on_temporary_failure(services: Services, item: QueuedRow, reason: str) -> Apply | None:
     """A relay that has to wait shows it: a pending mark on the researcher's reply and on every reply queued
     behind it for the same participant (keyed, so each reply is marked once)."""
     if Effect(item.kind) is not Effect.RELAY:
         return None
     thread_id = item.payload["thread_id"]
 
-    async def mark(session: AsyncSession) -> None:
-        thread = await repo.thread_by_id(session, thread_id)
+    async def mark(uow: UnitOfWork) -> None:
+        thread = await uow.threads.by_id(thread_id)
         if thread is None:
             return
-        for payload in await unfinished_payloads(session, OutboxItem, item.lane, from_id=item.id):
+        for payload in await uow.outbox.unfinished_payloads(item.lane, from_id=item.id):
             ts = (payload.get("author") or {}).get("platform_ts")
             if ts:
                 # The mark belongs to that reply's journey: it carries that reply's correlation id.
                 with logs.correlated(payload.get(logs.CORRELATION_ID)):
                     round_ = outbox.delivery_round(payload)
-                    await outbox.reaction(session, thread.platform, thread.channel, ts, PENDING_REACTION, round_)
+                    await outbox.reaction(uow, thread.platform, thread.channel, ts, PENDING_REACTION, round_)
 
     return mark
 
 
-async def _open_conversation(services: Services, thread: ParticipantThread) -> str:
+async def _open_conversation(services: Services, thread: Thread) -> str:
     """The participant's conversation in the study's project: reuse the existing one, else open one.
 
     Only one relay per participant runs at a time (their lane), so two conversations are never opened.
@@ -240,17 +229,14 @@ async def _open_conversation(services: Services, thread: ParticipantThread) -> s
             thread.respondent_project_id, thread.respondent_user_id, services.respondent_researcher_id
         )
         uid = conversation.uid
-    async with services.db.transaction() as session:
-        row = await repo.thread_by_id(session, thread.id)
-        if row is not None and row.conversation_uid is None:
-            row.conversation_uid = uid
-        elif row is not None and row.conversation_uid is not None:
-            uid = row.conversation_uid  # the participant's messages arrived meanwhile: keep to their conversation
+    async with services.store.transaction() as uow:
+        # Kept unless one is known: the participant's messages arrived meanwhile, so keep to their conversation.
+        uid = await uow.threads.set_conversation(thread.id, uid)
     return uid
 
 
 async def _find_sent(
-    services: Services, conversation_uid: str, participant_user_id: str, body: str, item: Claimed
+    services: Services, conversation_uid: str, participant_user_id: str, body: str, item: QueuedRow
 ) -> RespondentMessage | None:
     """Contract S1: read the conversation and find this message if the earlier attempt delivered it.
 
@@ -266,13 +252,13 @@ async def _find_sent(
     ]
     if not candidates:
         return None
-    async with services.db.transaction() as session:
-        claimed = await repo.known_respondent_uids(session, [m.uid for m in candidates])
+    async with services.store.transaction() as uow:
+        claimed = await uow.messages.known_respondent_uids([m.uid for m in candidates])
     unclaimed = [m for m in candidates if m.uid not in claimed]
     return unclaimed[0] if unclaimed else None
 
 
-async def on_permanent_failure(services: Services, item: Claimed, reason: str) -> Apply:
+async def on_permanent_failure(services: Services, item: QueuedRow, reason: str) -> Apply:
     """Tell the people who need to know; nothing fails silently."""
     effect = Effect(item.kind)
     p = item.payload
@@ -281,20 +267,20 @@ async def on_permanent_failure(services: Services, item: Claimed, reason: str) -
         ts = p["author"].get("platform_ts")
         round_ = outbox.delivery_round(p)
 
-        async def tell(session: AsyncSession) -> None:
-            await repo.set_message_state(session, p["message_id"], state="failed", failure_reason=reason)
+        async def tell(uow: UnitOfWork) -> None:
+            await uow.messages.set_state(p["message_id"], state="failed", failure_reason=reason)
             notice = texts.not_delivered(reason, item.id)  # names the row: /rally retry <id>, Retry on the home
-            await outbox.notice_in_thread(session, thread, f"failed:{item.key}{round_}", notice)
+            await outbox.notice_in_thread(uow, thread, f"failed:{item.key}{round_}", notice)
             if ts:
-                await _settle_marks(session, thread.platform, thread.channel, ts, FAILED_REACTION, round_)
+                await _settle_marks(uow, thread.platform, thread.channel, ts, FAILED_REACTION, round_)
 
         return tell
     if effect is Effect.ARCHIVE:
         thread = await _thread(services, p["thread_id"])
 
-        async def tell_archive(session: AsyncSession) -> None:
-            await outbox.notice_in_thread(session, thread, f"failed:{item.key}", texts.archive_failed(reason))
+        async def tell_archive(uow: UnitOfWork) -> None:
+            await outbox.notice_in_thread(uow, thread, f"failed:{item.key}", texts.archive_failed(reason))
 
         return tell_archive
     log.warning("outbox %s (%s) failed for good: %s", item.id, item.kind, reason)
-    return _nothing
+    return nothing

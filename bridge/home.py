@@ -20,18 +20,16 @@ A click on the home is answered on the home itself: the view is published again 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge import outbox
+from bridge.apply import Answer, Apply
 from bridge.reminders.view import KIND_NAMES
 from bridge.services import Services
 from core import clock, texts
 from core.domain import Action, Direction, RallyUser
 from core.errors import NotFound
+from core.events import HomeOpened
 from core.home import (
     MAX_FAILED,
     MAX_PARTICIPANTS,
@@ -46,13 +44,11 @@ from core.home import (
     preview,
 )
 from core.permissions import Decision, may_act_for_study
+from core.records import OPEN_REMINDER, Link, Message, ReminderStatus
+from core.store import UnitOfWork
 from core.when import format_moment
-from storage import queue, repo
-from storage import reminders as store
-from storage.models import ChatMessage, OutboxItem, StudyLink
 
-Apply = Callable[[AsyncSession], Awaitable[None]]
-Answer = Callable[[AsyncSession, str], Awaitable[None]]
+__all__ = ["Answer", "Viewer", "build", "cancel", "opened", "republish", "viewer"]
 
 # --- who is looking ---------------------------------------------------------------------------------------------
 
@@ -73,11 +69,11 @@ class Viewer:
 async def viewer(services: Services, platform: str, workspace: str, user_id: str) -> Viewer:
     """Read the viewer and their permissions (no transaction open). One Rally user lookup, one team read a study."""
     user = await services.chat(platform).lookup_user(user_id)
-    async with services.db.transaction() as session:
-        links = [link for link in await repo.active_links(session) if _in_workspace(link, platform, workspace)]
+    async with services.store.transaction() as uow:
+        links = [link for link in await uow.links.active() if _in_workspace(link, platform, workspace)]
     accounts: list[RallyUser] = await services.rally.find_users_by_email(user.email) if user.email else []
 
-    async def decide(link: StudyLink) -> tuple[str, Decision]:
+    async def decide(link: Link) -> tuple[str, Decision]:
         try:
             team = await services.rally.get_team(link.study_id)
         except NotFound:
@@ -91,20 +87,20 @@ async def viewer(services: Services, platform: str, workspace: str, user_id: str
     return Viewer(platform, workspace, user_id, user.name, user.email, user.tz, dict(decided))
 
 
-def _in_workspace(link: StudyLink, platform: str, workspace: str) -> bool:
+def _in_workspace(link: Link, platform: str, workspace: str) -> bool:
     return link.platform == platform and link.workspace == workspace
 
 
 # --- building the view ------------------------------------------------------------------------------------------
 
 
-async def build(session: AsyncSession, who: Viewer, *, marker: str, status: str | None = None) -> HomeView:
-    """``who``'s home as the database stands in ``session`` (permissions as read by :func:`viewer`)."""
+async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: str | None = None) -> HomeView:
+    """``who``'s home as the database stands in ``uow`` (permissions as read by :func:`viewer`)."""
     links = sorted(
-        (link for link in await repo.active_links(session) if _in_workspace(link, who.platform, who.workspace)),
+        (link for link in await uow.links.active() if _in_workspace(link, who.platform, who.workspace)),
         key=lambda link: (link.study_name.casefold(), link.study_id),
     )
-    open_links: list[StudyLink] = []
+    open_links: list[Link] = []
     closed: list[ClosedStudy] = []
     for link in links:
         decision = who.decisions.get(link.study_id)
@@ -113,7 +109,7 @@ async def build(session: AsyncSession, who: Viewer, *, marker: str, status: str 
         else:
             reason = decision.reason if decision is not None else texts.home_not_checked(link.study_name)
             closed.append(ClosedStudy(link.study_id, link.study_name, link.channel, reason))
-    studies = [await _study_home(session, link) for link in open_links]
+    studies = [await _study_home(uow, link) for link in open_links]
     return HomeView(
         viewer_name=who.name,
         built_at=clock.now(),
@@ -127,14 +123,14 @@ async def build(session: AsyncSession, who: Viewer, *, marker: str, status: str 
     )
 
 
-async def _study_home(session: AsyncSession, link: StudyLink) -> StudyHome:
+async def _study_home(uow: UnitOfWork, link: Link) -> StudyHome:
     threads = sorted(
-        (await repo.threads_of_study(session, link.study_id)).values(),
+        (await uow.threads.of_study(link.study_id)).values(),
         key=lambda t: (t.display_name.casefold(), t.id),
     )
     by_id = {t.id: t for t in threads}
     shown = threads[:MAX_PARTICIPANTS]
-    latest = await repo.last_messages(session, [t.id for t in shown])
+    latest = await uow.messages.last_each_way([t.id for t in shown])
     participants = tuple(
         ParticipantLine(
             name=t.display_name,
@@ -145,9 +141,7 @@ async def _study_home(session: AsyncSession, link: StudyLink) -> StudyHome:
         )
         for t in shown
     )
-    gave_up = await queue.failed_in_lanes(
-        session, OutboxItem, outbox.Effect.RELAY.value, [f"relay:{t.id}" for t in threads]
-    )
+    gave_up = await uow.outbox.failed_in_lanes(outbox.Effect.RELAY.value, [f"relay:{t.id}" for t in threads])
     failed = []
     for row in gave_up[:MAX_FAILED]:
         thread = by_id.get(int(row.payload.get("thread_id") or 0))
@@ -167,7 +161,7 @@ async def _study_home(session: AsyncSession, link: StudyLink) -> StudyHome:
                 note=texts.home_opted_out_no_retry(thread.display_name) if thread.opted_out else None,
             )
         )
-    pending = await store.open_for_threads(session, [t.id for t in threads])
+    pending = await uow.reminders.open_for_threads([t.id for t in threads])
     reminders = tuple(
         PendingReminder(
             reminder_id=r.id,
@@ -193,7 +187,7 @@ async def _study_home(session: AsyncSession, link: StudyLink) -> StudyHome:
     )
 
 
-def _last_message(message: ChatMessage | None) -> LastMessage | None:
+def _last_message(message: Message | None) -> LastMessage | None:
     if message is None:
         return None
     if message.direction == Direction.TO_PARTICIPANT.value:
@@ -207,32 +201,33 @@ def _last_message(message: ChatMessage | None) -> LastMessage | None:
 def republish(who: Viewer, key: str, *, marker: str) -> Answer:
     """An answer given on the home: ``who``'s view built afresh with ``status`` on top, queued for publishing."""
 
-    async def answer(session: AsyncSession, status: str) -> None:
-        view = await build(session, who, marker=marker, status=status or None)
-        await outbox.publish_home(session, who.platform, key, who.user_id, view.to_dict())
+    async def answer(uow: UnitOfWork, status: str) -> None:
+        view = await build(uow, who, marker=marker, status=status or None)
+        await outbox.publish_home(uow, who.platform, key, who.user_id, view.to_dict())
 
     return answer
 
 
-async def opened(services: Services, key: str, payload: dict[str, Any]) -> Apply:
+async def opened(services: Services, event: HomeOpened) -> Apply:
     """``HOME_OPENED``: publish the viewer's home."""
-    who = await viewer(services, payload["platform"], payload["workspace"], payload["user_id"])
-    publish = republish(who, key, marker=services.internal_note_marker)
+    who = await viewer(services, event.platform, event.workspace, event.user_id)
+    publish = republish(who, event.key, marker=services.internal_note_marker)
 
-    async def apply(session: AsyncSession) -> None:
-        await publish(session, "")
+    async def apply(uow: UnitOfWork) -> None:
+        await publish(uow, "")
 
     return apply
 
 
 async def cancel(services: Services, who: Viewer, rest: str, answer: Answer) -> Apply:
-    """``cancel <id>`` clicked on the home: like the typed command (``bridge/reminders/commands.py``), but the
+    """``cancel <id>`` clicked on the home: like the typed command (``bridge/reminders/commands.py``, whose
+    registered ``cancel`` calls this for a click on the home), but the
     reminder may be of any channel of the viewer's workspace, since the home has none; the same R2 check."""
     wanted = rest.lstrip("#").split(" ")[0]
     if not wanted.isdigit():
         return _say(answer, texts.reminder_usage("cancel"))
-    async with services.db.transaction() as session:
-        found = await store.open_with_thread(session, int(wanted))
+    async with services.store.transaction() as uow:
+        found = await uow.reminders.open_with_thread(int(wanted))
     if found is None or not found[2].active or not _in_workspace(found[2], who.platform, who.workspace):
         return _say(answer, texts.home_reminder_not_found(wanted))
     row, thread, link = found
@@ -242,29 +237,28 @@ async def cancel(services: Services, who: Viewer, rest: str, answer: Answer) -> 
     notice = texts.reminder_cancelled_by(who.name, row.id, thread.display_name, format_moment(row.due_at, who.tz))
     reminder_id, thread_id = row.id, thread.id
 
-    async def apply(session: AsyncSession) -> None:
-        moved = await store.transition(
-            session,
+    async def apply(uow: UnitOfWork) -> None:
+        moved = await uow.reminders.transition(
             reminder_id,
-            to=store.CANCELLED,
-            allowed_from=store.OPEN,
+            to=ReminderStatus.CANCELLED,
+            allowed_from=OPEN_REMINDER,
             now=clock.now(),
             outcome=f"by {who.name}",
         )
         if not moved:
-            await answer(session, texts.home_reminder_not_found(wanted))
+            await answer(uow, texts.home_reminder_not_found(wanted))
             return
-        current = await repo.thread_by_id(session, thread_id)
+        current = await uow.threads.by_id(thread_id)
         assert current is not None
         # The same key as the typed cancel's notice: however it was cancelled, the thread says so once.
-        await outbox.notice_in_thread(session, current, f"reminder-cancelled:{reminder_id}", notice)
-        await answer(session, notice)
+        await outbox.notice_in_thread(uow, current, f"reminder-cancelled:{reminder_id}", notice)
+        await answer(uow, notice)
 
     return apply
 
 
 def _say(answer: Answer, text: str) -> Apply:
-    async def apply(session: AsyncSession) -> None:
-        await answer(session, text)
+    async def apply(uow: UnitOfWork) -> None:
+        await answer(uow, text)
 
     return apply

@@ -1,19 +1,12 @@
-"""Prometheus metrics: what an operator needs to see at a glance whether anything is stuck."""
+"""Prometheus metrics: what an operator needs to see at a glance whether anything is stuck.
+
+The bridge counts here; the application serves them (``bot/observability.py``: the ``/metrics`` route, the queue
+gauges read from the database at scrape time, the request timing middleware).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import func, select
-
-from storage.db import Database
-from storage.models import InboxEvent, OutboxItem
-from storage.queue import FAILED, PENDING, WORKING, utcnow
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Outbox effects that carry a message, and the direction it travels.
 MESSAGE_EFFECTS = {"respondent.send": "to_participant", "chat.mirror": "from_participant"}
@@ -79,47 +72,3 @@ class Metrics:
         direction = MESSAGE_EFFECTS.get(kind)
         if direction is not None:
             self.messages.labels(direction, platform).inc()
-
-    async def refresh_queues(self, db: Database) -> None:
-        """Queue gauges are read from the database at scrape time: the same numbers on every replica."""
-        now = utcnow()
-        async with db.transaction() as session:
-            for name, model in (("inbox", InboxEvent), ("outbox", OutboxItem)):
-                unfinished = model.status.in_((PENDING, WORKING))
-                count, oldest = (
-                    await session.execute(select(func.count(), func.min(model.created_at)).where(unfinished))
-                ).one()
-                failed = (await session.execute(select(func.count()).where(model.status == FAILED))).scalar_one()
-                self.depth.labels(name).set(count)
-                self.oldest.labels(name).set((now - oldest).total_seconds() if oldest else 0)
-                self.failed_rows.labels(name).set(failed)
-
-    def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
-        @web.middleware
-        async def timed(
-            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-        ) -> web.StreamResponse:
-            start = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as exc:
-                status = exc.status
-                raise
-            finally:
-                route = request.match_info.route.resource
-                name = route.canonical if route is not None else "unmatched"
-                self.latency.labels(name, str(status)).observe(time.perf_counter() - start)
-
-        return timed
-
-    def route(self, db: Database) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def handle(_request: web.Request) -> web.StreamResponse:
-            # The database may be down: the process counters are still worth serving.
-            with contextlib.suppress(Exception):
-                await self.refresh_queues(db)
-            return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        return handle

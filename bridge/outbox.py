@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bridge import logs
 from core.domain import Action, ArchiveEntry, AuthorType, Direction, Source
-from storage.models import OutboxItem, ParticipantThread
-from storage.queue import enqueue, waiting_in_lane
+from core.records import Thread
+from core.store import UnitOfWork
 
 # Shown on a researcher's reply while its relay waits out a temporary failure; taken off when it settles.
 PENDING_REACTION = "hourglass_flowing_sand"
@@ -40,16 +38,16 @@ def thread_lane(thread_id: int) -> str:
     return f"thread:{thread_id}"
 
 
-async def _add(session: AsyncSession, effect: Effect, key: str, lane: str, payload: dict[str, Any]) -> bool:
+async def _add(uow: UnitOfWork, effect: Effect, key: str, lane: str, payload: dict[str, Any]) -> bool:
     correlation_id = logs.current_correlation_id()  # the inbound event this effect follows from (bridge/logs.py)
     if correlation_id is not None:
         payload = {**payload, logs.CORRELATION_ID: correlation_id}
-    return await enqueue(session, OutboxItem, key=key, kind=effect.value, lane=lane, payload=payload)
+    return await uow.outbox.add(key=key, kind=effect.value, lane=lane, payload=payload)
 
 
-async def post_root(session: AsyncSession, thread: ParticipantThread) -> bool:
+async def post_root(uow: UnitOfWork, thread: Thread) -> bool:
     return await _add(
-        session,
+        uow,
         Effect.POST_ROOT,
         f"root:{thread.study_id}:{thread.participant_id}",
         thread_lane(thread.id),
@@ -57,11 +55,9 @@ async def post_root(session: AsyncSession, thread: ParticipantThread) -> bool:
     )
 
 
-async def mirror(
-    session: AsyncSession, thread: ParticipantThread, message_id: int, respondent_uid: str, body: str
-) -> bool:
+async def mirror(uow: UnitOfWork, thread: Thread, message_id: int, respondent_uid: str, body: str) -> bool:
     return await _add(
-        session,
+        uow,
         Effect.MIRROR,
         f"mirror:{respondent_uid}",
         thread_lane(thread.id),
@@ -75,18 +71,18 @@ async def mirror(
     )
 
 
-async def notice_in_thread(session: AsyncSession, thread: ParticipantThread, key: str, text: str) -> bool:
+async def notice_in_thread(uow: UnitOfWork, thread: Thread, key: str, text: str) -> bool:
     payload = {"platform": thread.platform, "thread_id": thread.id, "channel": thread.channel, "text": text}
-    return await _add(session, Effect.NOTICE, f"notice:{key}", thread_lane(thread.id), payload)
+    return await _add(uow, Effect.NOTICE, f"notice:{key}", thread_lane(thread.id), payload)
 
 
-async def notice_in_channel(session: AsyncSession, platform: str, channel: str, key: str, text: str) -> bool:
+async def notice_in_channel(uow: UnitOfWork, platform: str, channel: str, key: str, text: str) -> bool:
     payload = {"platform": platform, "channel": channel, "text": text}
-    return await _add(session, Effect.NOTICE, f"notice:{key}", f"channel:{platform}:{channel}", payload)
+    return await _add(uow, Effect.NOTICE, f"notice:{key}", f"channel:{platform}:{channel}", payload)
 
 
 async def private(
-    session: AsyncSession,
+    uow: UnitOfWork,
     platform: str,
     key: str,
     channel: str,
@@ -105,7 +101,7 @@ async def private(
     }
     if actions:
         payload["actions"] = [{"label": a.label, "command": a.command, "style": a.style} for a in actions]
-    return await _add(session, Effect.PRIVATE, f"private:{key}", f"private:{key}", payload)
+    return await _add(uow, Effect.PRIVATE, f"private:{key}", f"private:{key}", payload)
 
 
 def actions_of(payload: dict[str, Any]) -> tuple[Action, ...]:
@@ -129,22 +125,22 @@ def _reaction_lane(platform: str, channel: str, ts: str) -> str:
     return f"reactions:{platform}:{channel}:{ts}"
 
 
-async def reaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
+async def reaction(uow: UnitOfWork, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
     key = reaction_key(platform, channel, ts, name, round_)
     payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
-    return await _add(session, Effect.REACTION, key, _reaction_lane(platform, channel, ts), payload)
+    return await _add(uow, Effect.REACTION, key, _reaction_lane(platform, channel, ts), payload)
 
 
-async def unreaction(session: AsyncSession, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
+async def unreaction(uow: UnitOfWork, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
     """Take a mark off a message, after any earlier change of that message's marks."""
     key = f"unreaction:{platform}:{channel}:{ts}:{name}{round_}"
     payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
-    return await _add(session, Effect.UNREACTION, key, _reaction_lane(platform, channel, ts), payload)
+    return await _add(uow, Effect.UNREACTION, key, _reaction_lane(platform, channel, ts), payload)
 
 
 async def relay(
-    session: AsyncSession,
-    thread: ParticipantThread,
+    uow: UnitOfWork,
+    thread: Thread,
     message_id: int,
     body: str,
     source_key: str,
@@ -156,16 +152,16 @@ async def relay(
     Queued behind a relay that is waiting out a failure, it shows the pending mark at once.
     """
     lane = f"relay:{thread.id}"
-    waiting = await waiting_in_lane(session, OutboxItem, lane)
+    waiting = await uow.outbox.waiting_in_lane(lane)
     added = await _add(
-        session,
+        uow,
         Effect.RELAY,
         f"relay:{source_key}",
         lane,
         {"platform": thread.platform, "thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
     )
     if added and waiting and author.get("platform_ts"):
-        await reaction(session, thread.platform, thread.channel, str(author["platform_ts"]), PENDING_REACTION)
+        await reaction(uow, thread.platform, thread.channel, str(author["platform_ts"]), PENDING_REACTION)
     return added
 
 
@@ -204,9 +200,9 @@ def archive_entry(payload: dict[str, Any]) -> ArchiveEntry:
     )
 
 
-async def archive(session: AsyncSession, thread_id: int, entry: ArchiveEntry) -> bool:
+async def archive(uow: UnitOfWork, thread_id: int, entry: ArchiveEntry) -> bool:
     return await _add(
-        session,
+        uow,
         Effect.ARCHIVE,
         f"archive:{entry.external_id}",
         f"archive:{thread_id}",
@@ -218,7 +214,7 @@ def home_lane(platform: str, user_id: str) -> str:
     return f"home:{platform}:{user_id}"
 
 
-async def publish_home(session: AsyncSession, platform: str, key: str, user_id: str, view: dict[str, Any]) -> bool:
+async def publish_home(uow: UnitOfWork, platform: str, key: str, user_id: str, view: dict[str, Any]) -> bool:
     """Draw ``user_id``'s home (``core.home.HomeView.to_dict``). One lane per person: the newest view is drawn last."""
     payload = {"platform": platform, "user_id": user_id, "view": view}
-    return await _add(session, Effect.PUBLISH_HOME, f"home:{key}", home_lane(platform, user_id), payload)
+    return await _add(uow, Effect.PUBLISH_HOME, f"home:{key}", home_lane(platform, user_id), payload)

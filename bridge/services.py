@@ -1,4 +1,5 @@
-"""What the pipeline works with: the database and the three ports, plus a few behaviour settings."""
+"""What the handlers and the runtime work with: the store (units of work) and the three ports, plus a few
+behaviour settings. Built by the application (``bot/app.py``); tests build it with fakes."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from dataclasses import dataclass, field
 from bridge.metrics import Metrics
 from core.errors import PermanentFailure
 from core.ports import ChatPlatform, ParticipantChannel, StudyRecord
-from storage.db import Database
+from core.store import Store
 
 
 @dataclass
 class Services:
-    db: Database
+    store: Store
     chats: dict[str, ChatPlatform]  # by platform name: "slack", "teams"
     respondent: ParticipantChannel
     rally: StudyRecord

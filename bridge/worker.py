@@ -16,23 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from bridge import effects, intake, logs
-from bridge.intake import Apply
+from bridge import effects, logs
+from bridge.apply import Apply
+from bridge.handlers import handle
 from bridge.services import Services
 from core.errors import Paced, PermanentFailure, TemporaryFailure, UnknownOutcome
-from storage import queue
-from storage.db import GroupCommit, unmark_queued
-from storage.models import InboxEvent, OutboxItem
-from storage.queue import Claimed, QueueModel
+from core.records import QueuedRow
+from core.store import INBOX, OUTBOX, GroupWriter, Queue, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +45,14 @@ class LeaseLost(Exception):
     """Another claimer took the row over while this one worked on it: drop this outcome."""
 
 
+def backoff(attempts: int, retry_after: float | None, *, base: float = 1.0, cap: float = 300.0) -> float:
+    """Seconds to wait: the remote's Retry-After when it gave one, else capped exponential with full jitter."""
+    if retry_after is not None:
+        return max(0.0, retry_after) + random.uniform(0, 0.25)
+    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -55,19 +61,18 @@ class QueueWorker:
     def __init__(
         self,
         services: Services,
-        model: QueueModel,
-        run: Callable[[Services, Claimed], Awaitable[Apply]],
-        on_permanent: Callable[[Services, Claimed, str], Awaitable[Apply]] | None,
+        queue: str,
+        run: Callable[[Services, QueuedRow], Awaitable[Apply]],
+        on_permanent: Callable[[Services, QueuedRow, str], Awaitable[Apply]] | None,
         *,
         lease: timedelta,
         poll: float,
         batch: int = 20,
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
-        on_temporary: Callable[[Services, Claimed, str], Awaitable[Apply | None]] | None = None,
+        on_temporary: Callable[[Services, QueuedRow, str], Awaitable[Apply | None]] | None = None,
     ) -> None:
         self.services = services
-        self.model = model
         self.run = run
         self.on_permanent = on_permanent
         self.on_temporary = on_temporary
@@ -77,22 +82,26 @@ class QueueWorker:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.owner = worker_name()
-        self.name = model.__tablename__
+        self.name = queue  # core.store.INBOX or OUTBOX
         # When the earliest row put back by pacing falls due (monotonic), so the loop looks again right then.
         self._paced_due: float | None = None
         # Outcomes ready together share one transaction, which also claims the rows they made due (claim on
         # commit): those wait here for the loop to start them. New rows queued by this process: ``_new_rows``.
-        self._outcomes: GroupCommit[tuple[Claimed, Apply], list[Claimed]] = GroupCommit(
-            services.db, self._record_outcomes
+        self._outcomes: GroupWriter[tuple[QueuedRow, Apply], list[QueuedRow]] = services.store.group_writer(
+            self._record_outcomes
         )
-        self._handed: list[Claimed] = []
-        self._new_rows = services.db.new_rows(self.name)
+        self._handed: list[QueuedRow] = []
+        self._new_rows = services.store.new_rows(self.name)
         self._last_look = 0.0
+
+    def _queue(self, uow: UnitOfWork) -> Queue:
+        """This worker's queue in ``uow``."""
+        return uow.inbox if self.name == INBOX else uow.outbox
 
     async def run_once(self) -> int:
         """Claim and handle one batch, and the rows their outcomes claimed; returns how many rows were handled."""
-        async with self.services.db.transaction() as session:
-            rows = await queue.claim(session, self.model, owner=self.owner, lease=self.lease, limit=self.batch)
+        async with self.services.store.transaction() as uow:
+            rows = await self._queue(uow).claim(owner=self.owner, lease=self.lease, limit=self.batch)
         handled = 0
         while rows:
             await asyncio.gather(*(self._handle(row) for row in rows))
@@ -100,17 +109,17 @@ class QueueWorker:
             rows, self._handed = self._handed, []
         return handled
 
-    def correlation_id(self, row: Claimed) -> str:
+    def correlation_id(self, row: QueuedRow) -> str:
         """An inbox row's id derives from its key; an outbox row carries the id of the event that caused it."""
-        carried = row.payload.get(logs.CORRELATION_ID) if self.model is OutboxItem else None
+        carried = row.payload.get(logs.CORRELATION_ID) if self.name == OUTBOX else None
         return carried if isinstance(carried, str) and carried else logs.correlation_id_for(row.key)
 
-    async def _handle(self, row: Claimed) -> None:
+    async def _handle(self, row: QueuedRow) -> None:
         # Every line about this row (and every outbox row it queues) carries the event's correlation id.
         with logs.correlated(self.correlation_id(row), queue=self.name, row=row.id, kind=row.kind):
             await self._handle_row(row)
 
-    async def _handle_row(self, row: Claimed) -> None:
+    async def _handle_row(self, row: QueuedRow) -> None:
         try:
             apply = await self.run(self.services, row)
             await self._commit(row, apply)
@@ -128,34 +137,35 @@ class QueueWorker:
             log.exception("%s row %s (%s) raised; retrying later", self.name, row.id, row.kind)
             await self._retry(row, TemporaryFailure(type(exc).__name__), needs_verify=True)
 
-    async def _commit(self, row: Claimed, apply: Apply) -> None:
+    async def _commit(self, row: QueuedRow, apply: Apply) -> None:
         # Outcomes that are ready together share one transaction (group commit); raises LeaseLost for this row.
-        # Rows queued for the other queue wake its worker when that commits (Database.new_rows).
+        # Rows queued for the other queue wake its worker when that commits (Store.new_rows).
         self._handed.extend(await self._outcomes.submit((row, apply)))
-        if self.model is OutboxItem:
+        if self.name == OUTBOX:
             self.services.metrics.effect_done(row.kind, str(row.payload.get("platform", "slack")))
         log.info("%s row %s (%s) done after %d attempt(s)", self.name, row.id, row.kind, row.attempts)
 
     async def _record_outcomes(
-        self, session: AsyncSession, outcomes: Sequence[tuple[Claimed, Apply]]
-    ) -> list[list[Claimed]]:
-        """Each row's follow-up writes and its finish, all in ``session``; any failure undoes the whole batch, and
-        GroupCommit then records the rows one by one, so a failing row only fails itself.
+        self, uow: UnitOfWork, outcomes: Sequence[tuple[QueuedRow, Apply]]
+    ) -> list[list[QueuedRow]]:
+        """Each row's follow-up writes and its finish, all in ``uow``; any failure undoes the whole batch, and the
+        group writer then records the rows one by one, so a failing row only fails itself.
 
         Then, in the same transaction, claim what these outcomes made due (the next row of their lanes, the
         follow-ups they queued here), up to the slots they free and ``CLAIM_AHEAD`` more: no separate claim
         transaction per finished row.
         """
+        queue = self._queue(uow)
         for row, apply in outcomes:
-            await apply(session)
-            if not await queue.finish(session, self.model, row.id, self.owner):
+            await apply(uow)
+            if not await queue.finish(row.id, self.owner):
                 raise LeaseLost()
         # A little more than the slots these outcomes free: a relay's outcome queues two rows (archive, delivery
         # mark), and when everything due fits, the loop need not run a claim transaction of its own afterwards.
         limit = min(self.batch, len(outcomes) + CLAIM_AHEAD)
-        claimed = await queue.claim(session, self.model, owner=self.owner, lease=self.lease, limit=limit)
+        claimed = await queue.claim(owner=self.owner, lease=self.lease, limit=limit)
         if len(claimed) < limit:
-            unmark_queued(session, self.name)  # nothing more of ours is due: our own loop need not look
+            queue.nothing_more_due()  # nothing more of ours is due: our own loop need not look
         return [claimed, *([] for _ in outcomes[1:])]
 
     async def _put_back_handed(self) -> None:
@@ -164,18 +174,19 @@ class QueueWorker:
         if not rows:
             return
         try:
-            async with self.services.db.transaction() as session:
+            async with self.services.store.transaction() as uow:
                 for row in rows:
-                    await queue.defer(session, self.model, row.id, self.owner, delay=0.0)
+                    await self._queue(uow).defer(row.id, self.owner, delay=0.0)
         except Exception:
             log.exception("could not put back %d claimed %s rows; their leases will expire", len(rows), self.name)
 
-    async def _retry(self, row: Claimed, exc: TemporaryFailure, *, needs_verify: bool) -> None:
-        if queue.utcnow() - row.created_at > GIVE_UP_AFTER:
+    async def _retry(self, row: QueuedRow, exc: TemporaryFailure, *, needs_verify: bool) -> None:
+        # The wall clock, as the store's own ``created_at`` (not core.clock, which reminder tests move forward).
+        if datetime.now(UTC) - row.created_at > GIVE_UP_AFTER:
             await self._fail(row, f"still failing after {GIVE_UP_AFTER}: {exc.reason}")
             return
         self.services.metrics.retries.labels(self.name, row.kind).inc()
-        delay = queue.backoff(row.attempts, exc.retry_after, base=self.backoff_base, cap=self.backoff_cap)
+        delay = backoff(row.attempts, exc.retry_after, base=self.backoff_base, cap=self.backoff_cap)
         log.info("%s row %s (%s) will retry in %.1fs: %s", self.name, row.id, row.kind, delay, exc.reason)
         show: Apply | None = None
         if self.on_temporary is not None:
@@ -184,29 +195,29 @@ class QueueWorker:
             except Exception:
                 log.exception("could not prepare the pending notice for %s row %s", self.name, row.id)
         try:
-            async with self.services.db.transaction() as session:
-                held = await queue.retry_later(
-                    session, self.model, row.id, self.owner, error=exc.reason, delay=delay, needs_verify=needs_verify
+            async with self.services.store.transaction() as uow:
+                held = await self._queue(uow).retry_later(
+                    row.id, self.owner, error=exc.reason, delay=delay, needs_verify=needs_verify
                 )
                 if held and show is not None:
-                    await show(session)
+                    await show(uow)
             if show is not None:
                 self.services.wakeup.set()
         except Exception:
             log.exception("could not record the retry of %s row %s; its lease will expire", self.name, row.id)
 
-    async def _defer(self, row: Claimed, delay: float) -> None:
+    async def _defer(self, row: QueuedRow, delay: float) -> None:
         """Nothing was attempted (pacing): back to pending until ``delay`` from now; not a retry, not an error."""
         try:
-            async with self.services.db.transaction() as session:
-                await queue.defer(session, self.model, row.id, self.owner, delay=delay)
+            async with self.services.store.transaction() as uow:
+                await self._queue(uow).defer(row.id, self.owner, delay=delay)
         except Exception:
             log.exception("could not put back paced %s row %s; its lease will expire", self.name, row.id)
             return
         due = time.monotonic() + delay
         self._paced_due = due if self._paced_due is None else min(self._paced_due, due)
 
-    async def _fail(self, row: Claimed, reason: str) -> None:
+    async def _fail(self, row: QueuedRow, reason: str) -> None:
         self.services.metrics.failures.labels(self.name, row.kind).inc()
         log.warning("%s row %s (%s) failed for good: %s", self.name, row.id, row.kind, reason)
         tell: Apply | None = None
@@ -215,13 +226,13 @@ class QueueWorker:
                 tell = await self.on_permanent(self.services, row, reason)
             except Exception:
                 log.exception("could not prepare the failure notice for %s row %s", self.name, row.id)
-        async with self.services.db.transaction() as session:
+        async with self.services.store.transaction() as uow:
             if tell is not None:
-                await tell(session)
-            await queue.give_up(session, self.model, row.id, self.owner, error=reason)
+                await tell(uow)
+            await self._queue(uow).give_up(row.id, self.owner, error=reason)
         self.services.wakeup.set()
 
-    async def _handle_logged(self, row: Claimed) -> None:
+    async def _handle_logged(self, row: QueuedRow) -> None:
         try:
             await self._handle(row)
         except Exception:  # recording the outcome failed (database down?): the lease expires, the row returns
@@ -240,7 +251,7 @@ class QueueWorker:
         """Drain until ``stop`` is set with up to ``batch`` rows in flight.
 
         A finished row's transaction claims the rows it made due, and they start at once. The loop claims by
-        itself when this process queued rows for this queue (``Database.new_rows``), when poked
+        itself when this process queued rows for this queue (``Store.new_rows``), when poked
         (``services.wakeup``), when a paced row falls due, and at least once per poll interval (rows of other
         processes, retries whose time has come). Idle, it sleeps until one of those happens or a row finishes.
         """
@@ -259,10 +270,8 @@ class QueueWorker:
                     self._new_rows.clear()
                     self._last_look = time.monotonic()
                     try:
-                        async with self.services.db.transaction() as session:
-                            rows = await queue.claim(
-                                session, self.model, owner=self.owner, lease=self.lease, limit=free
-                            )
+                        async with self.services.store.transaction() as uow:
+                            rows = await self._queue(uow).claim(owner=self.owner, lease=self.lease, limit=free)
                     except Exception:
                         log.exception("%s worker could not claim rows (database down?); retrying", self.name)
                         rows = []
@@ -290,7 +299,7 @@ class QueueWorker:
 
 
 def inbox_worker(services: Services, **options: Any) -> QueueWorker:
-    return QueueWorker(services, InboxEvent, intake.handle, None, **options)
+    return QueueWorker(services, INBOX, handle, None, **options)
 
 
 # Outbox rows in flight at once. Most of a chat post's time is spent waiting for its channel's or thread's send
@@ -303,7 +312,7 @@ def outbox_worker(services: Services, **options: Any) -> QueueWorker:
     options.setdefault("batch", OUTBOX_IN_FLIGHT)
     return QueueWorker(
         services,
-        OutboxItem,
+        OUTBOX,
         effects.perform,
         effects.on_permanent_failure,
         on_temporary=effects.on_temporary_failure,

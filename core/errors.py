@@ -52,3 +52,10 @@ class NotFound(PermanentFailure):
 
 class InvalidInput(RallyBridgeError):
     """An inbound request is malformed; the reason is safe to return to the sender."""
+
+
+class StorageUnavailable(Exception):
+    """An inbound event (or what must be stored with it) could not be stored: answer 503 so that the sender retries.
+
+    Outside the family above on purpose: it is never a delivery outcome, only an answer at an inbound edge.
+    """

@@ -76,7 +76,7 @@ class ThreadRoot:
 
 
 class ChatPlatform(Protocol):
-    """A chat platform (Slack now, Teams later). Text handed in is plain text; the adapter escapes it.
+    """A chat platform (Slack, Teams). Text handed in is plain text; the adapter escapes it.
 
     ``key`` is the outbox idempotency key: the adapter attaches it to the post so that ``find_post``
     can tell, after an unknown outcome, whether the post already happened.

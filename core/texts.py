@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-HELP = (
-    "Rally Bridge brings your Respondent participants' chat into this channel.\n"
-    "• /rally link <studyId>: bridge a Rally study (it must recruit from Respondent) to this channel.\n"
-    "• /rally unlink <studyId>: stop bridging it here (threads stay; nothing more is relayed).\n"
-    "• /rally help: this message.\n"
+from core.commands import CommandSpec
+
+HELP_INTRO = "Rally Bridge brings your Respondent participants' chat into this channel."
+HELP_OUTRO = (
     "Each approved participant gets one thread. Reply in the thread to message them; "
-    "start a reply with {marker} to keep it as an internal note that is never sent."
+    "start a reply with {marker} to keep it as an internal note that is never sent.\n"
+    "<participant> is the name on the thread (Jordan L., Jordan) or the Rally participant id."
 )
 
 
-def help_text(marker: str) -> str:
-    return HELP.format(marker=marker) + "\n\n" + REMINDER_HELP
+def help_text(marker: str, specs: Iterable[CommandSpec] = ()) -> str:
+    """The commands of ``specs`` (the registry's, in its order) as ``• /rally <word> <usage>: <summary>.``"""
+    lines = [f"• /rally {' '.join(filter(None, (s.word, s.usage)))}: {s.summary}." for s in specs if s.in_help]
+    return "\n".join([HELP_INTRO, *lines, HELP_OUTRO.format(marker=marker)])
 
 
-def unknown_command(word: str, marker: str) -> str:
-    return f'I don\'t know the command "{word}".\n\n' + help_text(marker)
+def unknown_command(word: str, marker: str, specs: Iterable[CommandSpec] = ()) -> str:
+    return f'I don\'t know the command "{word}".\n\n' + help_text(marker, specs)
 
 
 def link_usage() -> str:
@@ -149,10 +152,6 @@ def archive_failed(reason: str) -> str:
     return f"Sent, but could not be archived to the Rally study record: {reason}."
 
 
-def rally_unavailable() -> str:
-    return "Rally did not answer, so I couldn't check the study. Please try again in a minute."
-
-
 def format_session(starts_at: datetime | None) -> str | None:
     if starts_at is None:
         return None
@@ -160,16 +159,6 @@ def format_session(starts_at: datetime | None) -> str | None:
 
 
 # --- reminders, follow-ups, scheduling links (bridge/reminders) ------------------------------------------
-
-REMINDER_HELP = (
-    "• /rally remind <participant> <when> [message]: remind them (when: in 2h, tomorrow 9am, fri 14:30, "
-    "2026-12-01 10:00, 1h before session).\n"
-    "• /rally followup <participant> [after <duration>] [message]: nudge them if they haven't written by then "
-    "(default 24h after your last message); cancelled as soon as they write.\n"
-    "• /rally reschedule <participant> [note]: send them their scheduling link now.\n"
-    "• /rally status [participant] · /rally reminders · /rally cancel <id> · /rally retry <id>\n"
-    "<participant> is the name on the thread (Jordan L., Jordan) or the Rally participant id."
-)
 
 
 def reminder_usage(command: str) -> str:
@@ -179,7 +168,7 @@ def reminder_usage(command: str) -> str:
         "reschedule": "/rally reschedule <participant> [note]",
         "cancel": "/rally cancel <id> (the id is in /rally reminders)",
     }
-    return "Usage: " + usages.get(command, REMINDER_HELP)
+    return "Usage: " + usages.get(command, f"/rally {command}")
 
 
 def no_participants_here() -> str:
@@ -304,7 +293,7 @@ def participant_gone(name: str) -> str:
     return f"Rally no longer has {name} in this study, so nothing was scheduled or sent."
 
 
-# --- scheduling forms (the thread root's buttons; bridge/reminders/forms.py) ------------------------------
+# --- scheduling forms (the thread root's buttons; core/forms.py) ---------------------------------------------
 
 
 def form_when_missing() -> str:

@@ -6,15 +6,19 @@ port (in this process, or as a ``rallybridge serve`` subprocess through :meth:`W
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import secrets
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import DateTime, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.app import Bridge, build_bridge
 from bot.settings import Settings
@@ -74,6 +78,66 @@ class Cast:
     jordan: Candidate = Candidate("pa_jordan", "Jordan", "Lee", "jordan@example.net", "6960391fbd5465b2dd6bd6e1")
     priya: Candidate = Candidate("pa_priya", "Priya", "Shah", "priya@example.net", "6960391fbd5465b2dd6bd6e2")
     sam: Candidate = Candidate("pa_sam", "Sam", "Carter", "sam@example.net", "6960391fbd5465b2dd6bd6e3")
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """An unfinished row of the bridge's inbox or outbox, as :meth:`World.quiet` sees it."""
+
+    table: str
+    id: int
+    kind: str
+    lane: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    lease_until: datetime | None
+
+    def __str__(self) -> str:
+        now = datetime.now(UTC)
+        due = (self.next_attempt_at - now).total_seconds()
+        if self.lease_until is not None:
+            left = (self.lease_until - now).total_seconds()
+            when = f"leased for {left:.2f}s more" if left > 0 else f"lease expired {-left:.2f}s ago"
+        else:
+            when = f"due in {due:.2f}s" if due > 0 else "due now"
+        return (
+            f"{self.table} #{self.id} kind={self.kind} lane={self.lane} status={self.status} "
+            f"attempts={self.attempts} {when} last_error={self.last_error!r}"
+        )
+
+
+# Read straight from the tables (not through the bridge's code, which may change): what is unfinished, lane order.
+_UNFINISHED = (
+    "SELECT id, kind, lane, status, attempts, last_error, next_attempt_at, lease_until FROM {table} "
+    "WHERE status IN ('pending', 'working') ORDER BY id"
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite gives the bridge's UTC datetimes back without their zone."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _busy(rows: list[QueueRow], now: datetime) -> list[QueueRow]:
+    """Rows the bridge is working on or will take now.
+
+    Busy: a row under a lease (``working``; also one whose lease expired, which a worker takes over), any row with
+    a lease still running, and a ``pending`` row that is due now at the head of its lane. Not busy: a row scheduled
+    for later (a retry's backoff, a send deferred by pacing) and the rows of its lane queued behind it.
+    """
+    heads: set[tuple[str, str]] = set()
+    busy = []
+    for row in rows:  # in id order per table: the first unfinished row of a lane is its head
+        head = (row.table, row.lane) not in heads
+        heads.add((row.table, row.lane))
+        leased = row.lease_until is not None and row.lease_until > now
+        if row.status == "working" or leased or (head and row.next_attempt_at <= now):
+            busy.append(row)
+    return busy
 
 
 @dataclass
@@ -204,10 +268,78 @@ class World:
             await self._runner.cleanup()
         self._runner, self.bridge = None, None
 
+    async def quiet(
+        self,
+        timeout: float = 10.0,  # noqa: ASYNC109 (the deadline of a loop of polls, not of one awaited call)
+        *,
+        wait_scheduled: bool = False,
+        settle: float = 0.05,
+        checks: int = 3,
+    ) -> list[QueueRow]:
+        """Wait until the bridge has nothing to do now: what a test checks before saying something did not happen.
+
+        Quiet is, ``checks`` times in a row ``settle`` seconds apart: no inbox or outbox row that is ``working``
+        or leased, no ``pending`` row due now at the head of its lane (see :func:`_busy`), and no event delivery of
+        the Slack stand-in in flight (a bot post's echo). The tables are read directly on :attr:`database_url`, so
+        this works for an in-process bridge and for ``rallybridge serve`` subprocesses alike.
+
+        Rows scheduled for later (a retry's backoff, a deferred send) are not waited for unless ``wait_scheduled``
+        is set: they are returned (and printed), so a test can say whether it expected them. After ``timeout``
+        seconds an AssertionError lists the unfinished rows.
+        """
+        engine = create_async_engine(self.database_url)
+        deadline = time.monotonic() + timeout
+        streak = 0
+        try:
+            while True:
+                rows = await _unfinished_rows(engine)
+                busy = rows if wait_scheduled else _busy(rows, datetime.now(UTC))
+                in_flight = len(getattr(self.slack, "_tasks", ()))
+                streak = 0 if busy or in_flight else streak + 1
+                if streak >= checks:
+                    if rows:
+                        print("quiet, with rows scheduled for later:", *rows, sep="\n  ")
+                    return rows
+                if time.monotonic() > deadline:
+                    listed = "\n  ".join(str(row) for row in rows) or "(none)"
+                    flight = f"; {in_flight} Slack event deliveries in flight" if in_flight else ""
+                    raise AssertionError(
+                        f"the bridge did not go quiet within {timeout}s{flight}; unfinished rows:\n  {listed}"
+                    )
+                await asyncio.sleep(settle)
+        finally:
+            await engine.dispose()
+
     async def stop(self) -> None:
         await self.stop_bridge()
         for server in (self.slack, self.respondent, self.rally):
             await server.stop()
+
+
+async def _unfinished_rows(engine: AsyncEngine) -> list[QueueRow]:
+    rows = []
+    async with engine.connect() as conn:
+        for table in ("inbox", "outbox"):
+            query = text(_UNFINISHED.format(table=table)).columns(
+                next_attempt_at=DateTime(timezone=True), lease_until=DateTime(timezone=True)
+            )
+            for r in await conn.execute(query):
+                next_attempt_at = _utc(r.next_attempt_at)
+                assert next_attempt_at is not None
+                rows.append(
+                    QueueRow(
+                        table,
+                        r.id,
+                        r.kind,
+                        r.lane,
+                        r.status,
+                        r.attempts,
+                        r.last_error,
+                        next_attempt_at,
+                        _utc(r.lease_until),
+                    )
+                )
+    return rows
 
 
 def _field_for(env_name: str) -> str:

@@ -87,7 +87,7 @@ async def _serve(settings: Settings, *, socket_mode: bool) -> None:
         await runner.setup()
     except SchemaOutOfDate as exc:
         typer.echo(f"Refusing to start: {exc}", err=True)
-        await bridge.services.db.dispose()
+        await bridge.db.dispose()
         raise typer.Exit(code=3) from exc
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

@@ -1,5 +1,5 @@
 """The permission property at the pipeline level: a researcher's reply becomes a relay to Respondent if and only if
-it is allowed. Runs the real intake handler (``bridge.intake``) on a real database, with the chat platform
+it is allowed. Runs the real inbox handler (``bridge.handlers``) on a real database, with the chat platform
 and Rally replaced by fakes that answer what each generated combination says."""
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from bridge import intake
+from bridge.handlers import handle
 from bridge.services import Services
 from core.domain import ChatUser, RallyUser, TeamMember
+from core.records import QueuedRow
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import OutboxItem, ParticipantThread, StudyLink
-from storage.queue import Claimed
+from storage.uow import SqlStore, SqlUnitOfWork
 
 EMAIL = "ana@example.com"
 MARKER = "//"
@@ -73,20 +74,22 @@ class Bench:
         self.url = f"sqlite+aiosqlite:///{directory / 'permissions.sqlite3'}"
         self.chat = FakeChat()
         self.rally = FakeRally()
+        self.db: Database
         self.services: Services
         self.n = 0
 
     async def setup(self) -> None:
         await asyncio.to_thread(upgrade, self.url)
+        self.db = Database(self.url)
         self.services = Services(
-            db=Database(self.url),
+            store=SqlStore(self.db),
             chats={"slack": self.chat},  # type: ignore[dict-item]
             respondent=None,  # type: ignore[arg-type]
             rally=self.rally,  # type: ignore[arg-type]
             internal_note_marker=MARKER,
         )
         now = datetime.now(UTC)
-        async with self.services.db.transaction() as session:
+        async with self.db.transaction() as session:
             link = StudyLink(
                 study_id="st_1",
                 study_name="Study",
@@ -114,9 +117,9 @@ class Bench:
             session.add_all([link, thread])
 
     async def relays_for(self, *, text: str, linked: bool, opted_out: bool) -> int:
-        """Run the intake handler on one reply; how many relays it would queue (rolled back afterwards)."""
+        """Run the inbox handler on one reply; how many relays it would queue (rolled back afterwards)."""
         self.n += 1
-        async with self.services.db.transaction() as session:
+        async with self.db.transaction() as session:
             await session.execute(update(StudyLink).values(active=linked))
             await session.execute(update(ParticipantThread).values(opted_out=opted_out))
         payload: dict[str, Any] = {
@@ -131,12 +134,12 @@ class Bench:
             "has_files": False,
         }
         key = f"slack:msg:T1:C1:{payload['ts']}"
-        claimed = Claimed(1, key, "chat.message", "lane", payload, 1, False, datetime.now(UTC))
-        apply = await intake.handle(self.services, claimed)
+        row = QueuedRow(1, key, "chat.message", "lane", payload, 1, False, datetime.now(UTC))
+        apply = await handle(self.services, row)
         relays = 0
         try:
-            async with self.services.db.transaction() as session:
-                await apply(session)
+            async with self.db.transaction() as session:
+                await apply(SqlUnitOfWork(session))
                 query = select(func.count()).select_from(OutboxItem).where(OutboxItem.kind == "respondent.send")
                 relays = int((await session.execute(query)).scalar_one())
                 raise _Rollback
@@ -214,6 +217,6 @@ def run_property(examples: int, seed: int) -> Counter[str]:
         try:
             prop()
         finally:
-            loop.run_until_complete(bench.services.db.dispose())
+            loop.run_until_complete(bench.db.dispose())
             loop.close()
     return stats

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import functools
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -220,14 +219,6 @@ async def finish(
         lease_until=None,
         last_error=None,
     )
-
-
-def backoff(attempts: int, retry_after: float | None, *, base: float = 1.0, cap: float = 300.0) -> float:
-    """Seconds to wait: the remote's Retry-After when it gave one, else capped exponential with full jitter."""
-    if retry_after is not None:
-        return max(0.0, retry_after) + random.uniform(0, 0.25)
-    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 async def retry_later(

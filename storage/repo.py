@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.domain import Direction, Participant
+from core.records import Link, Thread
 from storage.db import dialect_of
 from storage.models import ChatMessage, ParticipantThread, StudyLink
 from storage.queue import utcnow
@@ -88,7 +89,7 @@ async def threads_by_email(session: AsyncSession, email: str) -> list[Participan
 
 
 async def insert_thread(
-    session: AsyncSession, link: StudyLink, participant: Participant
+    session: AsyncSession, link: StudyLink | Link, participant: Participant
 ) -> tuple[ParticipantThread, bool]:
     """The participant's thread row, created once ever. Returns (row, created)."""
     assert participant.respondent_user_id
@@ -163,7 +164,7 @@ async def mirrored_respondent_uids(session: AsyncSession, uids: list[str]) -> se
 async def add_message(
     session: AsyncSession,
     *,
-    thread: ParticipantThread,
+    thread: ParticipantThread | Thread,
     direction: str,
     state: str,
     sent_at: datetime,

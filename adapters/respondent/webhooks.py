@@ -16,7 +16,6 @@ from typing import Any
 from core.errors import InvalidInput
 from core.events import InboundEvent, respondent_message_created
 
-SIGNATURE_HEADER = "Respondent-Webhook-Signature"
 MESSAGES_CREATED = "MESSAGES.CREATED"
 IGNORED_EVENTS = frozenset(
     {

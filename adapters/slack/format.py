@@ -1,4 +1,5 @@
-"""Slack mrkdwn in both directions: make outside text inert, and turn Slack markup into plain text.
+"""Slack mrkdwn in both directions: make outside text inert, and turn Slack markup into plain text; also how long
+text is cut into posts and how a session time reads.
 
 Slack's message text is mrkdwn in which every ``<...>`` is a control sequence (mentions, links,
 ``<!channel>``) and literal ``&``, ``<``, ``>`` are sent as ``&amp;``, ``&lt;``, ``&gt;``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +106,34 @@ async def to_plain_text(text: str, resolve_user: Callable[[str], Awaitable[str]]
         pos = match.end()
     parts.append(unescape(text[pos:]))
     return "".join(parts)
+
+
+def format_session_time(when: datetime) -> str:
+    """``Fri 27 Nov 2026, 17:00 UTC`` (naive datetimes are taken as UTC)."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters that rejoin to exactly ``text``.
+
+    Prefers to cut after a newline, then after a space; never cuts inside an ``&amp;``-style entity.
+    """
+    if limit < 16:
+        raise ValueError("limit too small")
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = window.rfind("\n") + 1
+        if cut < limit // 2:
+            cut = window.rfind(" ") + 1
+        if cut < limit // 2:
+            cut = limit
+            amp = window.rfind("&", limit - 5)
+            if amp != -1 and ";" not in window[amp:]:
+                cut = amp
+        chunks.append(rest[:cut])
+        rest = rest[cut:]
+    chunks.append(rest)
+    return chunks

@@ -23,9 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import interactive
 from adapters.slack.membership import ChannelMembership
-from bot.web import read_limited
-from bridge.inbox import StorageUnavailable
+from adapters.web import read_limited
 from core import events
+from core.commands import registry
+from core.errors import StorageUnavailable
 from core.events import InboundEvent
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,7 @@ def build_bolt_app(
                 text=text,
             )
         )
-        word = text.split()[0].lower() if text else "help"
-        await ack(response_type="ephemeral", text=_command_ack(word, text))
+        await ack(response_type="ephemeral", text=registry.ack(text))
 
     interactive.register(app, record)  # buttons and scheduling modals
 
@@ -168,14 +168,6 @@ def build_bolt_app(
         return BoltResponse(status=500, body="")
 
     return app
-
-
-def _command_ack(word: str, text: str) -> str:
-    if word == "link":
-        return "Checking the study in Rally…"
-    if word == "unlink":
-        return "Unlinking…"
-    return "One moment…"
 
 
 def _shape_problem(request: web.Request, raw: bytes) -> str | None:

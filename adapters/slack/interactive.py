@@ -9,7 +9,7 @@
   (``bridge/home.py``), not with a channel or DM message.
 * A thread root carries Remind / Follow up / Send scheduling link buttons naming the participant. A click opens a
   modal at once with ``views.open`` (the ``trigger_id`` expires after 3 s; opening a form changes nothing, so no
-  inbox row). The submitted modal (``view_submission``) is checked by ``bridge.reminders.forms``: a problem is
+  inbox row). The submitted modal (``view_submission``) is checked by ``core.forms``: a problem is
   answered ``response_action: errors`` (shown next to the field, nothing stored); otherwise the equivalent
   command is stored keyed by the view id and the modal closes. The answer comes privately in the channel.
 
@@ -39,8 +39,7 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import format as fmt
-from bridge.reminders import forms
-from core import clock, events
+from core import clock, events, forms
 from core.domain import Action
 from core.events import InboundEvent
 

@@ -1,6 +1,6 @@
 """The Slack app manifest (``manifest.yml``) for a bridge at a given public URL: ``rallybridge manifest --url``.
 
-Scopes and bot events come from ``adapters/slack/oauth.py`` (what the code uses), so the manifest, the OAuth
+Scopes and bot events come from ``adapters/slack/app_spec.py`` (what the code uses), so the manifest, the OAuth
 install request and the code cannot drift apart. Written as text to keep the comments; every value that comes
 from outside is a JSON string, which YAML reads as a double-quoted scalar.
 """
@@ -11,7 +11,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from adapters.slack.oauth import BOT_EVENTS, BOT_SCOPES, EVENTS_PATH, REDIRECT_PATH
+from adapters.slack.app_spec import BOT_EVENTS, BOT_SCOPES, EVENTS_PATH, REDIRECT_PATH
 
 PLACEHOLDER_URL = "https://rallybridge.example.com"
 DEFAULT_NAME = "Rally Bridge"

@@ -22,12 +22,11 @@ Design decisions (documented here once):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import aiohttp
@@ -36,9 +35,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import format as fmt
 from adapters.slack import home, interactive
+from adapters.slack.errors import error_code, map_error
 from adapters.slack.pacing import SlackPacer
 from core.domain import Action, ChatUser, PostedMessage
-from core.errors import NotFound, PermanentFailure, RallyBridgeError, TemporaryFailure, UnknownOutcome
+from core.errors import TemporaryFailure
 from core.home import HomeView
 from core.ports import ThreadRoot
 
@@ -46,28 +46,6 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPE = "rallybridge_post"
 MAX_TEXT_CHARS = 40_000
-_TEMPORARY_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-_REASONS = {
-    "channel_not_found": "the Slack channel does not exist or the bot cannot see it",
-    "not_in_channel": "the bot is not a member of the Slack channel",
-    "is_archived": "the Slack channel is archived",
-    "invalid_auth": "the Slack token is invalid",
-    "not_authed": "no Slack token was sent",
-    "token_revoked": "the Slack token was revoked",
-    "account_inactive": "the Slack app or workspace is inactive",
-    "missing_scope": "the Slack app lacks a required scope",
-    "msg_too_long": "the message is longer than Slack accepts",
-    "no_text": "the message is empty",
-    "invalid_blocks": "Slack rejected the message layout",
-    "restricted_action": "the workspace does not allow the bot to post there",
-    "thread_not_found": "the Slack thread does not exist",
-    "message_not_found": "the Slack message does not exist",
-    "user_not_found": "the Slack user does not exist",
-    "user_not_in_channel": "the Slack user is not in the channel",
-    "not_enabled": "the Slack app's Home tab is not enabled (App Home settings)",
-    "invalid_arguments": "Slack rejected the request's arguments",
-}
-_NOT_FOUND = {"channel_not_found", "thread_not_found", "message_not_found", "user_not_found"}
 
 
 def build_client(token: str, *, base_url: str | None = None, timeout: int = 10) -> AsyncWebClient:
@@ -76,79 +54,6 @@ def build_client(token: str, *, base_url: str | None = None, timeout: int = 10) 
     if base_url is not None:
         kwargs["base_url"] = base_url
     return AsyncWebClient(**kwargs)
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        value = headers.get("Retry-After") if headers is not None else None
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _error_code(exc: SlackApiError) -> str:
-    data = getattr(exc.response, "data", None)
-    return str(data.get("error", "")) if isinstance(data, dict) else ""
-
-
-def map_error(method: str, exc: BaseException) -> RallyBridgeError:
-    """Translate a slack_sdk / aiohttp failure of ``method`` into a ``core.errors`` exception."""
-    if isinstance(exc, RallyBridgeError):
-        return exc  # already decided (e.g. no installation for the channel's workspace: adapters/slack/oauth.py)
-    if isinstance(exc, SlackApiError):
-        response = exc.response
-        status = int(getattr(response, "status_code", 0) or 0)
-        error = _error_code(exc)
-        if status == 429 or error == "ratelimited":
-            return TemporaryFailure(
-                f"Slack {method} rate limited", retry_after=_retry_after(getattr(response, "headers", None))
-            )
-        if status >= 500 or error in _TEMPORARY_ERRORS:
-            return TemporaryFailure(f"Slack {method} failed: HTTP {status} {error}".rstrip())
-        reason = _REASONS.get(error, f"Slack refused {method}: {error or f'HTTP {status}'}")
-        if error in _NOT_FOUND:
-            return NotFound(reason, status=status)
-        return PermanentFailure(reason, status=status)
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        return TemporaryFailure(f"Slack {method}: could not connect ({type(exc).__name__})")
-    if isinstance(
-        exc, asyncio.TimeoutError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
-    ):
-        return UnknownOutcome(f"Slack {method}: no answer ({type(exc).__name__})")
-    if isinstance(exc, aiohttp.ClientError):
-        return UnknownOutcome(f"Slack {method}: {type(exc).__name__}")
-    return PermanentFailure(f"Slack {method}: unexpected {type(exc).__name__}")
-
-
-def format_session_time(when: datetime) -> str:
-    """``Fri 27 Nov 2026, 17:00 UTC`` (naive datetimes are taken as UTC)."""
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters that rejoin to exactly ``text``.
-
-    Prefers to cut after a newline, then after a space; never cuts inside an ``&amp;``-style entity.
-    """
-    if limit < 16:
-        raise ValueError("limit too small")
-    chunks: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        cut = window.rfind("\n") + 1
-        if cut < limit // 2:
-            cut = window.rfind(" ") + 1
-        if cut < limit // 2:
-            cut = limit
-            amp = window.rfind("&", limit - 5)
-            if amp != -1 and ";" not in window[amp:]:
-                cut = amp
-        chunks.append(rest[:cut])
-        rest = rest[cut:]
-    chunks.append(rest)
-    return chunks
 
 
 @dataclass
@@ -211,7 +116,7 @@ class SlackPlatform:
         try:
             response = await call
         except Exception as exc:
-            if isinstance(exc, SlackApiError) and ok_errors and _error_code(exc) in ok_errors:
+            if isinstance(exc, SlackApiError) and ok_errors and error_code(exc) in ok_errors:
                 return {}
             mapped = map_error(method, exc)
             log.info("slack %s failed: %s", method, type(mapped).__name__)
@@ -257,7 +162,7 @@ class SlackPlatform:
         lines = [f"*{name}* · {study}"]
         fallback = [f"{root.participant_name} · {root.study_name}"]
         if root.session_starts_at is not None:
-            shown = format_session_time(root.session_starts_at)
+            shown = fmt.format_session_time(root.session_starts_at)
             unix = int(root.session_starts_at.replace(tzinfo=root.session_starts_at.tzinfo or UTC).timestamp())
             lines.append(f"Session: <!date^{unix}^{{date_short_pretty}} {{time}}|{shown}>")
             fallback.append(f"Session: {shown}")
@@ -288,7 +193,7 @@ class SlackPlatform:
         if len(header) + 1 + len(escaped) <= self._max_text:
             return await self._post(channel, key, text=f"{header}:\n{escaped}", thread_ts=thread_ts)
         room = self._max_text - len(header) - len(" (part 999/999):\n")
-        chunks = split_text(escaped, room)
+        chunks = fmt.split_text(escaped, room)
         total = len(chunks)
         existing = (await self._existing_parts(channel, key, thread_ts)).parts
         first: PostedMessage | None = existing.get(1)

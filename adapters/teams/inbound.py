@@ -32,16 +32,16 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from adapters.teams import format as fmt
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
-from bot.web import read_limited
-from bridge.inbox import StorageUnavailable
+from adapters.web import read_limited
 from core import events
+from core.commands import registry
+from core.errors import StorageUnavailable
 from core.events import InboundEvent
 from storage.teams import ConversationContext, TeamsStore, UserContext
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
-COMMAND_WORDS = frozenset({"link", "unlink", "help"})
 Record = Callable[[InboundEvent], Awaitable[bool]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _FILE_TYPES = ("application/vnd.microsoft.teams.file", "image/", "video/", "audio/", "application/pdf")
@@ -188,7 +188,7 @@ def event_of(activity: Activity) -> InboundEvent | None:
     if mentions:
         words = fmt.command_text(text, mentions)
         first = words.split()[0].lower() if words.split() else ""
-        if thread_ts is None or first in COMMAND_WORDS:
+        if thread_ts is None or first in registry.reserved_in_threads():
             return events.chat_command(
                 platform=PLATFORM,
                 request_id=f"{channel}:{activity.id}",

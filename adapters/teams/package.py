@@ -87,9 +87,3 @@ def write_package(app_id: str, url: str, out: Path) -> Path:
 
 def _generated(name: str) -> bytes:
     return color_icon() if "color" in name else outline_icon()
-
-
-def write_icons(directory: Path = TEAMS_DIR) -> None:
-    """(Re)draw ``teams/color.png`` and ``teams/outline.png``."""
-    (directory / "color.png").write_bytes(color_icon())
-    (directory / "outline.png").write_bytes(outline_icon())

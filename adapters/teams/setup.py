@@ -1,13 +1,15 @@
-"""Wire Teams from settings: the ``TeamsPlatform`` for the core and the ``/api/messages`` route."""
+"""Wire Teams from settings: the ``TeamsPlatform`` for the core and the ``/api/messages`` route.
+
+The settings come in as :class:`TeamsSettings`, the few values Teams reads, by the names the application's
+settings give them (``bot.settings.Settings`` has them all): the adapter does not import the layer above it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
-
-from bot.settings import Settings
 
 # The Teams adapter pulls in botbuilder (0.2-0.5 s of imports): it is imported inside build_teams, so a bridge
 # without Teams and `serve`'s configuration check (teams_problems) never load it.
@@ -19,6 +21,35 @@ if TYPE_CHECKING:
     from storage.db import Database
 
 ROUTE = "/api/messages"
+
+
+class Secret(Protocol):
+    def get_secret_value(self) -> str: ...
+
+
+class TeamsSettings(Protocol):
+    """What Teams is wired from (read only). ``teams_enabled``: any MICROSOFT_* setting or the sandbox flag."""
+
+    @property
+    def teams_enabled(self) -> bool: ...
+    @property
+    def teams_sandbox(self) -> bool: ...
+    @property
+    def microsoft_app_id(self) -> str | None: ...
+    @property
+    def microsoft_app_password(self) -> Secret | None: ...
+    @property
+    def microsoft_app_type(self) -> str: ...
+    @property
+    def microsoft_app_tenant_id(self) -> str | None: ...
+    @property
+    def microsoft_openid_metadata_url(self) -> str | None: ...
+    @property
+    def microsoft_token_issuer(self) -> str | None: ...
+    @property
+    def microsoft_login_url(self) -> str | None: ...
+    @property
+    def max_body_bytes(self) -> int: ...
 
 
 class TeamsNotAllowed(RuntimeError):
@@ -35,7 +66,7 @@ class Teams:
         await self.connector.close()
 
 
-def teams_problems(settings: Settings) -> list[str]:
+def teams_problems(settings: TeamsSettings) -> list[str]:
     """What stops the Teams route from opening safely (empty when Teams is off or configured)."""
     if not settings.teams_enabled:
         return []
@@ -52,7 +83,7 @@ def teams_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def auth_config(settings: Settings) -> TeamsAuthConfig:
+def auth_config(settings: TeamsSettings) -> TeamsAuthConfig:
     from adapters.teams.auth import TeamsAuthConfig
 
     password = settings.microsoft_app_password
@@ -67,7 +98,7 @@ def auth_config(settings: Settings) -> TeamsAuthConfig:
     )
 
 
-def build_teams(settings: Settings, db: Database, record: Record) -> Teams | None:
+def build_teams(settings: TeamsSettings, db: Database, record: Record) -> Teams | None:
     """``None`` when Teams is not configured; raises :class:`TeamsNotAllowed` for an unsafe configuration."""
     if not settings.teams_enabled:
         return None

@@ -12,52 +12,42 @@ wrote), then moves ``queued -> sent`` in the transaction that queues the relay: 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bridge import outbox
-from bridge.inbox import lane_for
+from bridge.apply import Apply, nothing
 from bridge.services import Services
 from core import clock, texts
 from core.domain import AuthorType, Direction, Source
 from core.errors import NotFound
-from core.events import reminder_due
+from core.events import ReminderDue, lane_for, reminder_due
 from core.permissions import may_act_for_study
+from core.records import OPEN_REMINDER, MessageState, Reminder, ReminderKind, ReminderStatus, Thread
+from core.store import UnitOfWork
 from core.when import format_duration, format_moment
-from storage import reminders as store
-from storage import repo
-from storage.models import ChatMessage, InboxEvent, ParticipantThread
-from storage.queue import Claimed, enqueue
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[AsyncSession], Awaitable[None]]
 LATE_AFTER = timedelta(minutes=5)
 TICK_SECONDS = 1.0
 
 
-async def _nothing(_session: AsyncSession) -> None:
-    return None
-
-
-async def queue_now(session: AsyncSession, row: store.Reminder) -> None:
+async def queue_now(uow: UnitOfWork, row: Reminder) -> None:
     """Store the inbox event that sends ``row`` (already ``queued``)."""
     event = reminder_due(reminder_id=row.id, thread_id=row.thread_id)
-    await enqueue(
-        session, InboxEvent, key=event.key, kind=event.kind.value, lane=lane_for(event), payload=event.payload
-    )
+    await uow.inbox.add(key=event.key, kind=event.kind.value, lane=lane_for(event), payload=event.payload)
 
 
 async def enqueue_due(services: Services, now: datetime | None = None) -> int:
     """The tick: queue every row whose time has come. Safe to run in every replica at once."""
     now = now or clock.now()
     queued = 0
-    async with services.db.transaction() as session:
-        for row in await store.due(session, now):
-            if await store.transition(session, row.id, to=store.QUEUED, allowed_from=(store.PENDING,), now=now):
-                await queue_now(session, row)
+    async with services.store.transaction() as uow:
+        for row in await uow.reminders.due(now):
+            if await uow.reminders.transition(
+                row.id, to=ReminderStatus.QUEUED, allowed_from=(ReminderStatus.PENDING,), now=now
+            ):
+                await queue_now(uow, row)
                 queued += 1
     if queued:
         log.info("%d reminder(s) came due", queued)
@@ -65,41 +55,45 @@ async def enqueue_due(services: Services, now: datetime | None = None) -> int:
     return queued
 
 
-async def cancel_followups(
-    session: AsyncSession, thread: ParticipantThread, written_at: datetime, now: datetime | None = None
-) -> int:
+async def cancel_followups(uow: UnitOfWork, thread: Thread, written_at: datetime, now: datetime | None = None) -> int:
     """The participant wrote at ``written_at``: cancel follow-ups scheduled before that, and say so."""
     now = now or clock.now()
     cancelled = 0
-    for row in await store.open_followups(session, thread.id, written_at):
-        moved = await store.transition(
-            session, row.id, to=store.CANCELLED, allowed_from=store.OPEN, now=now, outcome="participant wrote"
+    for row in await uow.reminders.open_followups(thread.id, written_at):
+        moved = await uow.reminders.transition(
+            row.id, to=ReminderStatus.CANCELLED, allowed_from=OPEN_REMINDER, now=now, outcome="participant wrote"
         )
         if moved:
             text = texts.followup_cancelled_participant_wrote(thread.display_name, format_moment(row.due_at, row.tz))
-            await outbox.notice_in_thread(session, thread, f"followup-cancelled:{row.id}", text)
+            await outbox.notice_in_thread(uow, thread, f"followup-cancelled:{row.id}", text)
             cancelled += 1
     return cancelled
 
 
-async def fire(services: Services, event: Claimed) -> Apply:
+async def fire(services: Services, event: ReminderDue) -> Apply:
     """Inbox handler for ``reminder.due``."""
     now = clock.now()
-    async with services.db.transaction() as session:
-        row = await store.by_id(session, int(event.payload["reminder_id"]))
-        thread = await repo.thread_by_id(session, row.thread_id) if row is not None else None
-        link = await repo.link_for_study(session, row.study_id) if row is not None else None
-    if row is None or thread is None or row.status != store.QUEUED:
-        return _nothing  # cancelled meanwhile, or handled already
+    async with services.store.transaction() as uow:
+        row = await uow.reminders.by_id(event.reminder_id)
+        thread = await uow.threads.by_id(row.thread_id) if row is not None else None
+        link = await uow.links.for_study(row.study_id) if row is not None else None
+    if row is None or thread is None or row.status != ReminderStatus.QUEUED:
+        return nothing  # cancelled meanwhile, or handled already
     name, moment = thread.display_name, format_moment(row.due_at, row.tz)
     if link is None or not link.active or link.channel != row.channel:
-        return _end(row, thread, store.CANCELLED, "study unlinked", texts.reminder_cancelled_unlinked(name, moment))
+        return _end(
+            row, thread, ReminderStatus.CANCELLED, "study unlinked", texts.reminder_cancelled_unlinked(name, moment)
+        )
     try:
         participant = await services.rally.get_participant(row.study_id, row.participant_id)
     except NotFound:
-        return _end(row, thread, store.CANCELLED, "participant gone", texts.reminder_cancelled_gone(name, moment))
+        return _end(
+            row, thread, ReminderStatus.CANCELLED, "participant gone", texts.reminder_cancelled_gone(name, moment)
+        )
     if thread.opted_out or participant.has_opted_out:
-        return _end(row, thread, store.CANCELLED, "opted out", texts.reminder_cancelled_opted_out(name, moment))
+        return _end(
+            row, thread, ReminderStatus.CANCELLED, "opted out", texts.reminder_cancelled_opted_out(name, moment)
+        )
     team = await services.rally.get_team(row.study_id)
     email = row.created_by_email
     users = await services.rally.find_users_by_email(email) if email else []
@@ -108,22 +102,24 @@ async def fire(services: Services, event: Claimed) -> Apply:
     )
     if not decision.allowed:
         text = texts.reminder_cancelled_permission(row.created_by_name, name, moment, decision.reason)
-        return _end(row, thread, store.CANCELLED, "permission", text, in_channel=True)
+        return _end(row, thread, ReminderStatus.CANCELLED, "permission", text, in_channel=True)
     session_at = participant.session_starts_at or thread.session_starts_at
-    if row.kind != store.RESCHEDULE and session_at is not None and row.due_at < session_at <= now:
+    if row.kind != ReminderKind.RESCHEDULE and session_at is not None and row.due_at < session_at <= now:
         text = texts.reminder_skipped_session_started(name, moment)
-        return _end(row, thread, store.SKIPPED, "session started", text)
-    if row.kind == store.FOLLOWUP and await _participant_wrote(services, thread, row.created_at):
+        return _end(row, thread, ReminderStatus.SKIPPED, "session started", text)
+    if row.kind == ReminderKind.FOLLOWUP and await _participant_wrote(services, thread, row.created_at):
         text = texts.followup_cancelled_participant_wrote(name, moment)
-        return _end(row, thread, store.CANCELLED, "participant wrote", text, key=f"followup-cancelled:{row.id}")
+        return _end(
+            row, thread, ReminderStatus.CANCELLED, "participant wrote", text, key=f"followup-cancelled:{row.id}"
+        )
     late = now - row.due_at
     late_by = format_duration(late) if late > LATE_AFTER else None
     return _send(row, thread.id, decision.rally_user.user_id if decision.rally_user else None, late_by, now)
 
 
 def _end(
-    row: store.Reminder,
-    thread: ParticipantThread,
+    row: Reminder,
+    thread: Thread,
     status: str,
     outcome: str,
     text: str,
@@ -134,49 +130,47 @@ def _end(
     """Close ``row`` without sending, and tell the thread (or the channel)."""
     reminder_id, thread_id = row.id, thread.id
 
-    async def apply(session: AsyncSession) -> None:
+    async def apply(uow: UnitOfWork) -> None:
         now = clock.now()
-        if not await store.transition(
-            session, reminder_id, to=status, allowed_from=(store.QUEUED,), now=now, outcome=outcome
+        if not await uow.reminders.transition(
+            reminder_id, to=status, allowed_from=(ReminderStatus.QUEUED,), now=now, outcome=outcome
         ):
             return
-        current = await repo.thread_by_id(session, thread_id)
+        current = await uow.threads.by_id(thread_id)
         assert current is not None
         notice_key = key or f"reminder-{status}:{reminder_id}"
         if in_channel:
-            await outbox.notice_in_channel(session, current.platform, current.channel, notice_key, text)
+            await outbox.notice_in_channel(uow, current.platform, current.channel, notice_key, text)
         else:
-            await outbox.notice_in_thread(session, current, notice_key, text)
+            await outbox.notice_in_thread(uow, current, notice_key, text)
 
     return apply
 
 
-def _send(row: store.Reminder, thread_id: int, rally_user_id: str | None, late_by: str | None, now: datetime) -> Apply:
+def _send(row: Reminder, thread_id: int, rally_user_id: str | None, late_by: str | None, now: datetime) -> Apply:
     reminder_id, kind, body = row.id, row.kind, row.body
     who, email, chat_user_id = row.created_by_name, row.created_by_email, row.created_by_user_id
 
-    async def apply(session: AsyncSession) -> None:
-        if not await store.transition(session, reminder_id, to=store.SENT, allowed_from=(store.QUEUED,), now=now):
+    async def apply(uow: UnitOfWork) -> None:
+        if not await uow.reminders.transition(
+            reminder_id, to=ReminderStatus.SENT, allowed_from=(ReminderStatus.QUEUED,), now=now
+        ):
             return  # cancelled between the checks and now: nothing leaves
-        thread = await repo.thread_by_id(session, thread_id)
+        thread = await uow.threads.by_id(thread_id)
         assert thread is not None
-        message = ChatMessage(
-            thread_id=thread.id,
+        message_id = await uow.messages.add(
+            thread=thread,
             direction=Direction.TO_PARTICIPANT.value,
-            platform=thread.platform,
-            channel=thread.channel,
+            state=MessageState.PENDING.value,
+            sent_at=now,
             author_user_id=chat_user_id,
             author_name=who,
-            state="pending",
-            sent_at=now,
-            created_at=now,
         )
-        session.add(message)
-        await session.flush()
+        assert message_id is not None  # no post or Respondent id yet: nothing it could duplicate
         await outbox.relay(
-            session,
+            uow,
             thread,
-            message.id,
+            message_id,
             body,
             f"reminder:{reminder_id}",
             author={
@@ -190,15 +184,15 @@ def _send(row: store.Reminder, thread_id: int, rally_user_id: str | None, late_b
             },
         )
         text = texts.reminder_sent_notice(kind, thread.display_name, who, body, late_by)
-        await outbox.notice_in_thread(session, thread, f"reminder-sent:{reminder_id}", text)
+        await outbox.notice_in_thread(uow, thread, f"reminder-sent:{reminder_id}", text)
 
     return apply
 
 
-async def _participant_wrote(services: Services, thread: ParticipantThread, since: datetime) -> bool:
+async def _participant_wrote(services: Services, thread: Thread, since: datetime) -> bool:
     """Whether the participant wrote after ``since``: in our mirror, or at Respondent (webhook still on its way)."""
-    async with services.db.transaction() as session:
-        last = await store.last_message(session, thread.id, Direction.FROM_PARTICIPANT.value)
+    async with services.store.transaction() as uow:
+        last = await uow.messages.last(thread.id, Direction.FROM_PARTICIPANT.value)
     if last is not None and last.sent_at > since:
         return True
     if thread.conversation_uid:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from core.domain import Direction
+from core.records import Link, Message, Reminder, ReminderKind, Thread
+from core.store import UnitOfWork
 from core.when import format_moment
-from storage import reminders as store
-from storage.models import ChatMessage, ParticipantThread, StudyLink
 
-KIND_NAMES = {store.REMIND: "reminder", store.FOLLOWUP: "follow-up", store.RESCHEDULE: "scheduling link"}
+KIND_NAMES: dict[str, str] = {
+    ReminderKind.REMIND: "reminder",
+    ReminderKind.FOLLOWUP: "follow-up",
+    ReminderKind.RESCHEDULE: "scheduling link",
+}
 MAX_THREADS = 25
 
 
@@ -18,7 +20,7 @@ def _preview(body: str, limit: int = 80) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def reminder_line(row: store.Reminder, name: str, tz: str | None) -> str:
+def reminder_line(row: Reminder, name: str, tz: str | None) -> str:
     kind = KIND_NAMES.get(row.kind, row.kind)
     return (
         f"#{row.id} {kind} for {name}, {format_moment(row.due_at, tz)}, by {row.created_by_name}: "
@@ -26,14 +28,14 @@ def reminder_line(row: store.Reminder, name: str, tz: str | None) -> str:
     )
 
 
-def pending_list(rows: list[store.Reminder], names: dict[int, str], tz: str | None) -> str:
+def pending_list(rows: list[Reminder], names: dict[int, str], tz: str | None) -> str:
     lines = ["Scheduled for participants in this channel:"]
     lines += [f"• {reminder_line(row, names.get(row.thread_id, row.participant_id), tz)}" for row in rows]
     lines.append("Cancel one with its button or /rally cancel <id>.")
     return "\n".join(lines)
 
 
-def _message_line(label: str, message: ChatMessage | None, tz: str | None) -> str:
+def _message_line(label: str, message: Message | None, tz: str | None) -> str:
     if message is None:
         return f"{label}: none yet"
     state = ""
@@ -44,12 +46,10 @@ def _message_line(label: str, message: ChatMessage | None, tz: str | None) -> st
     return f"{label}: {format_moment(message.sent_at, tz)}{state}"
 
 
-async def status(
-    session: AsyncSession, threads: list[ParticipantThread], links: dict[str, StudyLink], tz: str | None
-) -> str:
+async def status(uow: UnitOfWork, threads: list[Thread], links: dict[str, Link], tz: str | None) -> str:
     """Per participant: session, last message each way with its delivery state, what is scheduled."""
     shown = threads[:MAX_THREADS]
-    pending = await store.open_for_threads(session, [t.id for t in shown])
+    pending = await uow.reminders.open_for_threads([t.id for t in shown])
     blocks = []
     for thread in shown:
         study = links[thread.study_id].study_name if thread.study_id in links else thread.study_id
@@ -58,8 +58,8 @@ async def status(
         ]
         session_at = thread.session_starts_at
         lines.append(f"  Session: {format_moment(session_at, tz) if session_at else 'not scheduled'}")
-        last_in = await store.last_message(session, thread.id, Direction.FROM_PARTICIPANT.value)
-        last_out = await store.last_message(session, thread.id, Direction.TO_PARTICIPANT.value)
+        last_in = await uow.messages.last(thread.id, Direction.FROM_PARTICIPANT.value)
+        last_out = await uow.messages.last(thread.id, Direction.TO_PARTICIPANT.value)
         lines.append("  " + _message_line("Last from them", last_in, tz))
         lines.append("  " + _message_line("Last to them", last_out, tz))
         mine = [r for r in pending if r.thread_id == thread.id]

@@ -1,1 +1,1 @@
-"""The scenarios of issue 3, one module each; each is ``async def run(suite, row) -> None`` filling ``row``."""
+"""The reliability scenarios, one module each; each is ``async def run(suite, row) -> None`` filling ``row``."""

@@ -9,14 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.slack.events import EventsMixin
+from sandbox.slack.home import HomeMixin
 from sandbox.slack.oauth import OAuthMixin
 from sandbox.slack.webapi import WebApiMixin
 
 log = logging.getLogger(__name__)
 
 
-class SlackSandbox(WebApiMixin, OAuthMixin, EventsMixin):
+class SlackSandbox(WebApiMixin, OAuthMixin, HomeMixin):
     """A Slack workspace on 127.0.0.1 speaking Slack's wire protocol, for tests and local runs.
 
     Clients use ``AsyncWebClient(token=sandbox.token, base_url=f"{url}/api/")``. Set ``events_url`` (and

@@ -14,8 +14,8 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.format import escape
-from adapters.slack.platform import SlackPlatform, build_client, format_session_time, split_text
+from adapters.slack.format import escape, format_session_time, split_text
+from adapters.slack.platform import SlackPlatform, build_client
 from core.domain import ChatUser
 from core.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
 from core.ports import ChatPlatform, ThreadRoot

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from playground.world import World
 
@@ -34,13 +35,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 async def dump_queues(world: World) -> str:
     """The inbox and outbox as a table: printed when a test fails, to show where a message got stuck."""
-    if world.bridge is None:
-        return "(bridge not running)"
     lines = []
-    async with world.bridge.services.db.engine.connect() as conn:
-        for table in ("inbox", "outbox"):
-            rows = await conn.execute(text(f"SELECT id, kind, key, status, attempts, last_error FROM {table}"))
-            lines += [f"{table}: {tuple(row)}" for row in rows]
+    engine = create_async_engine(world.database_url)  # the tables themselves, whether or not a bridge is running
+    try:
+        async with engine.connect() as conn:
+            for table in ("inbox", "outbox"):
+                rows = await conn.execute(text(f"SELECT id, kind, key, status, attempts, last_error FROM {table}"))
+                lines += [f"{table}: {tuple(row)}" for row in rows]
+    finally:
+        await engine.dispose()
     return "\n".join(lines)
 
 

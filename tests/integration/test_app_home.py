@@ -6,7 +6,6 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from sqlalchemy import select
@@ -61,7 +60,7 @@ def _status(home: PublishedHome) -> str:
 
 async def _relay_rows(world: World) -> list[OutboxItem]:
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         query = select(OutboxItem).where(OutboxItem.kind == "respondent.send").order_by(OutboxItem.id)
         return list((await session.execute(query)).scalars())
 
@@ -146,7 +145,7 @@ async def test_a_refused_relay_shows_with_retry_and_retry_resends_it_exactly_onc
     await eventually(lambda: sent_to(world, c.jordan) == ["Can you do Tuesday?"], what="the retried relay")
     await eventually(lambda: world.slack.reactions(c.channel, ts) == {"white_check_mark"}, what="✅ replaces ❌")
     await eventually(lambda: len(archived(world)) == 1, what="archived once")
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["Can you do Tuesday?"] and len(archived(world)) == 1
     (row,) = await _relay_rows(world)
     assert (row.id, row.status) == (delivery_id, "done")
@@ -207,7 +206,7 @@ async def test_retry_by_someone_not_on_the_team_is_refused_and_nothing_is_sent(w
         lambda: [e for e in world.slack.ephemerals if e["user"] == c.outsider.slack_id], what="refusal"
     )
     assert "You're not on the team" in _unescape(answer[0]["text"])
-    await asyncio.sleep(0.5)
+    await world.quiet()
     (row,) = await _relay_rows(world)
     assert (row.status, row.attempts) == ("failed", 1) and "retries" not in row.payload
     assert sent_to(world, c.jordan) == []
@@ -230,7 +229,7 @@ async def test_cancel_on_the_home_cancels_a_pending_reminder_and_the_home_no_lon
     assert "Chloe Park cancelled #1, the message to Jordan L." in _status(after)
     assert _labels(after) == [] and "*Scheduled*" not in after.text()
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         row = await store.by_id(session, 1)
         assert row is not None and (row.status, row.outcome) == ("cancelled", "by Chloe Park")
     await eventually(

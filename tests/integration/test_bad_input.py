@@ -16,7 +16,7 @@ from storage.models import InboxEvent
 
 async def _inbox_count(world: World) -> int:
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         return int((await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one())
 
 
@@ -176,10 +176,12 @@ async def test_rally_webhook_signature_is_checked_with_its_tolerance(world: Worl
 
 async def test_storage_down_answers_503_so_senders_retry(world: World) -> None:
     from storage.db import Database
+    from storage.uow import SqlStore
 
     assert world.bridge is not None
     services = world.bridge.services
-    working, services.db = services.db, Database("postgresql+asyncpg://nobody@127.0.0.1:1/down")
+    down = Database("postgresql+asyncpg://nobody@127.0.0.1:1/down")
+    working, services.store = services.store, SqlStore(down)
     body = _respondent_body(conversationUid="c_1", projectId=world.cast.project_id)
     headers = {"Content-Type": "application/json", "Respondent-Webhook-Signature": world.respondent.sign(body)}
     try:
@@ -189,8 +191,8 @@ async def test_storage_down_answers_503_so_senders_retry(world: World) -> None:
             world, "/slack/events", slack_body, {"Content-Type": "application/json", **world.slack.sign(slack_body)}
         )
     finally:
-        await services.db.dispose()
-        services.db = working
+        await down.dispose()
+        services.store = working
     assert status == 503 and "retry" in str(payload["error"])
     assert slack_status == 503
     assert await _inbox_count(world) == 0

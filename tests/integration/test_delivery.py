@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from playground.world import World
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, replies, root_of, sent_to
@@ -26,7 +24,7 @@ async def test_respondent_outage_delays_but_delivers_once_in_order(world: World)
     assert sent_to(world, c.jordan) == []
     world.respondent.heal()
     await eventually(lambda: len(sent_to(world, c.jordan)) == 3, within=20, what="delivery after recovery")
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["one", "two", "three"]
     await eventually(lambda: len(archived(world)) == 3, what="archive")
 
@@ -53,7 +51,7 @@ async def test_unknown_outcome_is_verified_before_sending_again(world: World) ->
     world.respondent.drop_next_send(1)  # Respondent stores the message, then the connection drops
     await world.slack.user_posts(c.channel, c.owner.slack_id, "did this arrive?", thread_ts=root_ts)
     await eventually(lambda: archived(world), within=15, what="archive after verification")
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["did this arrive?"]
     sends = [r for r in world.respondent.request_log if r.method == "POST" and r.path.endswith("/messages")]
     assert len(sends) == 1, "the bridge must read the conversation instead of sending again"
@@ -67,7 +65,7 @@ async def test_slack_rate_limits_are_honoured_and_nothing_is_lost(world: World) 
     for n in range(4):
         await participant_writes(world, c.jordan, f"burst {n}")
     await eventually(lambda: len(replies(world, root)) == 4, within=20, what="all mirrored")
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert [m["text"].rsplit(" ", 1)[1] for m in replies(world, root)] == ["0", "1", "2", "3"]
     assert sum(1 for call in world.slack.request_log if call.http_status == 429) == 3
 

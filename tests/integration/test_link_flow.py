@@ -115,12 +115,12 @@ async def test_command_in_a_private_channel_without_the_bot_says_to_invite_it_an
     c = world.cast
     assert world.bridge is not None
     world.slack.add_channel("G0SECRET", "secret-study", bot_member=False, private=True)
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         before = (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one()
     result = await world.slack.run_command("G0SECRET", c.owner.slack_id, f"link {c.study_id}")
     assert result.status == 200
     assert "/invite @Rally Bridge" in json.loads(result.body)["text"]
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         after = (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one()
         links = (await session.execute(select(func.count()).select_from(StudyLink))).scalar_one()
     assert (after, links) == (before, 0)

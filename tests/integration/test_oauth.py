@@ -37,8 +37,8 @@ from storage.models import (
     SlackInstallation,
     SlackOAuthState,
     SlackUninstall,
-    StudyLink,
 )
+from tests.factories import study_link
 from tests.integration import flows
 from tests.integration.conftest import dump_queues, eventually
 from tests.integration.test_cli import _valid_env, run
@@ -109,7 +109,7 @@ async def install(world: World, session: aiohttp.ClientSession, team: str, user:
 
 async def count(world: World, model: Any, *where: Any) -> int:
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         return int((await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
 
 
@@ -134,7 +134,7 @@ async def test_second_workspace_installs_links_and_gets_its_participant_on_its_o
     assert "Rally Bridge is installed" in page and "Acme Research" in page
     [issued] = world.slack.bot_tokens(SECOND)
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as db:
+    async with world.bridge.db.transaction() as db:
         bot = (await db.execute(select(SlackBot).where(SlackBot.team_id == SECOND))).scalar_one()
     assert bot.bot_token == issued and bot.bot_user_id == world.slack.workspaces[SECOND].bot_user_id
     assert await count(world, SlackInstallation, SlackInstallation.team_id == SECOND) == 1
@@ -196,7 +196,7 @@ async def test_uninstall_removes_the_installation_and_later_sends_fail_clearly(w
 
     async def failed_mirror() -> list[tuple[str, str | None]]:
         assert world.bridge is not None
-        async with world.bridge.services.db.transaction() as db:
+        async with world.bridge.db.transaction() as db:
             rows = await db.execute(
                 select(OutboxItem.status, OutboxItem.last_error).where(OutboxItem.kind == "chat.mirror")
             )
@@ -355,7 +355,7 @@ async def test_one_workspace_mode_records_an_uninstall_and_says_why_nothing_move
 
         async def failed() -> list[str]:
             assert w.bridge is not None
-            async with w.bridge.services.db.transaction() as db:
+            async with w.bridge.db.transaction() as db:
                 rows = await db.execute(
                     select(OutboxItem.last_error).where(OutboxItem.kind == "chat.mirror", OutboxItem.status == "failed")
                 )
@@ -420,18 +420,7 @@ async def test_each_call_carries_the_token_of_the_workspace_it_is_about(database
         # Ids seen in inbound requests (the directory), and a channel known only from a link.
         await tokens.remember({CHANNEL2: SECOND, ANA2: SECOND})
         async with db.transaction() as session:
-            session.add(
-                StudyLink(
-                    study_id="st_one",
-                    study_name="One",
-                    respondent_project_id="p1",
-                    platform="slack",
-                    workspace=slack.team_id,
-                    channel="C0ONE",
-                    linked_by="U0ANA",
-                    linked_at=datetime.now(UTC),
-                )
-            )
+            session.add(study_link(workspace=slack.team_id, channel="C0ONE"))
         await client.chat_postMessage(channel=CHANNEL2, text="to Acme")
         await client.chat_postMessage(channel="C0ONE", text="to the first workspace")
         await client.users_info(user=ANA2)

@@ -1,4 +1,4 @@
-"""Issue 7, observability: every metric an operator needs moves with real traffic, and one correlation id follows
+"""Observability: every metric an operator needs moves with real traffic, and one correlation id follows
 each message through every hop of a real `rallybridge serve` process's JSON logs, across retries and a restart."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import re
 import aiohttp
 
 from playground.world import World
-from storage.db import Database
+from storage.db import create_engine
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, root_of, sent_to
 
@@ -65,11 +65,11 @@ async def test_readyz_reports_the_database_and_schema(world: World) -> None:
     status, body = await _get(world, "/readyz")
     assert status == 200 and '"ready": true' in body
     assert world.bridge is not None
-    services = world.bridge.services
-    working, services.db = services.db, Database("sqlite+aiosqlite:///:memory:")
+    db = world.bridge.db  # what readiness checks: an empty database in its place
+    working, db.engine = db.engine, create_engine("sqlite+aiosqlite:///:memory:")
     try:
         status, body = await _get(world, "/readyz")
     finally:
-        await services.db.dispose()
-        services.db = working
+        await db.engine.dispose()
+        db.engine = working
     assert status == 503 and "rallybridge db upgrade" in body

@@ -16,7 +16,7 @@ async def test_approval_webhook_opens_one_thread_even_when_delivered_twice(world
     root = await root_of(world, c.priya)
     assert "Checkout redesign interviews" in root["text"]
     assert "schedule/pa_priya" in str(root.get("blocks")) + root["text"]
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert len(roots(world, c.priya)) == 1
 
 
@@ -31,7 +31,7 @@ async def test_racing_approval_and_reconcile_still_give_one_thread(world: World)
         world.rally.approve(c.study_id, c.sam.participant_id),
     )
     await root_of(world, c.sam)
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert len(roots(world, c.sam)) == 1
 
 
@@ -59,7 +59,7 @@ async def test_messages_keep_their_order_and_duplicated_webhooks_are_absorbed(wo
     for n in range(5):
         await participant_writes(world, c.jordan, f"message {n}", deliveries=2)
     posted = await eventually(lambda: len(replies(world, root)) >= 5 and replies(world, root), what="5 messages")
-    await asyncio.sleep(0.5)
+    await world.quiet()
     texts = [m["text"] for m in replies(world, root)]
     assert len(texts) == 5
     assert [t.rsplit("message ", 1)[1] for t in texts] == ["0", "1", "2", "3", "4"]
@@ -80,7 +80,7 @@ async def test_messages_written_before_approval_appear_once_the_thread_opens(wor
     c = world.cast
     await link_study(world)
     await participant_writes(world, c.priya, "I wrote before you approved me")
-    await asyncio.sleep(0.3)
+    await world.quiet()  # what Priya wrote was handled (no thread yet) before the approval
     await world.rally.approve(c.study_id, c.priya.participant_id)
     root = await root_of(world, c.priya)
     posted = await eventually(lambda: replies(world, root), what="caught-up message")
@@ -92,10 +92,12 @@ async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World)
     PostgreSQL, found by the reliability suite): the notice is keyed by the thread, so it is posted once."""
     from sqlalchemy import update
 
-    from bridge import intake
+    from bridge.handlers import handle
     from core.events import EventKind
+    from core.records import QueuedRow
     from storage.models import ParticipantThread
-    from storage.queue import Claimed, utcnow
+    from storage.queue import utcnow
+    from storage.uow import SqlUnitOfWork
 
     c = world.cast
     await link_study(world)
@@ -103,7 +105,7 @@ async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World)
     assert world.bridge is not None
     services = world.bridge.services
     world.rally.participants[c.study_id][c.jordan.participant_id]["status"] = "OPTED_OUT"
-    opt_out = Claimed(
+    opt_out = QueuedRow(
         1,
         "rally:webhook:msg_a",
         EventKind.RALLY_PERSON_OPTED_OUT.value,
@@ -113,7 +115,7 @@ async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World)
         False,
         utcnow(),
     )
-    status = Claimed(
+    status = QueuedRow(
         2,
         "rally:webhook:msg_b",
         EventKind.RALLY_PARTICIPANT_STATUS.value,
@@ -123,15 +125,15 @@ async def test_opt_out_seen_by_two_paths_at_once_is_announced_once(world: World)
         False,
         utcnow(),
     )
-    first, second = await intake.handle(services, opt_out), await intake.handle(services, status)
-    async with services.db.transaction() as session:
-        await first(session)
-    async with services.db.transaction() as session:  # the other transaction had read the thread before the first
+    first, second = await handle(services, opt_out), await handle(services, status)
+    async with world.bridge.db.transaction() as session:
+        await first(SqlUnitOfWork(session))
+    async with world.bridge.db.transaction() as session:  # the other transaction had read the thread before the first
         await session.execute(update(ParticipantThread).values(opted_out=False))
-        await second(session)
+        await second(SqlUnitOfWork(session))
     services.wakeup.set()
     await eventually(lambda: [m for m in replies(world, root) if "opted out" in m.get("text", "")], what="notice")
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert len([m for m in replies(world, root) if "opted out" in m.get("text", "")]) == 1
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 
-from sqlalchemy import func, select
-
 from bridge import reconcile_schedule
 from playground.world import World
-from storage.models import InboxEvent, OutboxItem
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, participant_writes, replies, root_of, roots
 
@@ -19,35 +15,13 @@ LIST = "GET /v1/messaging/conversations"
 GET_ONE = "GET /v1/messaging/conversations/{uid}"
 
 
-async def quiet(world: World, settle: float = 0.3) -> None:
-    """Until the bridge has no unfinished inbox or outbox row (for ``settle`` seconds)."""
-    assert world.bridge is not None
-    db = world.bridge.services.db
-
-    async def unfinished() -> int:
-        async with db.engine.connect() as conn:
-            total = 0
-            for model in (InboxEvent, OutboxItem):
-                query = select(func.count()).where(model.status.in_(("pending", "working")))
-                total += int((await conn.execute(query)).scalar_one())
-            return total
-
-    for _ in range(400):
-        if await unfinished() == 0:
-            await asyncio.sleep(settle)
-            if await unfinished() == 0:
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the bridge did not settle")
-
-
 async def reconcile_round(world: World, cycle: str) -> tuple[Counter[str], Counter[str]]:
     """One reconcile of every linked study; the calls it made to Rally and Respondent, by endpoint."""
     assert world.bridge is not None
-    await quiet(world)
+    await world.quiet(wait_scheduled=True)
     rally, respondent = Counter(world.rally.calls), Counter(world.respondent.calls)
     assert await world.bridge.queue_reconciles(cycle=cycle) == 1
-    await quiet(world)
+    await world.quiet(wait_scheduled=True)
     return Counter(world.rally.calls) - rally, Counter(world.respondent.calls) - respondent
 
 
@@ -64,7 +38,7 @@ async def test_a_lost_message_webhook_is_caught_by_the_next_reconcile(world: Wor
     root = await root_of(world, c.jordan)
     world.respondent.webhook_url = None  # the webhook is lost
     uid = await participant_writes(world, c.jordan, "did you get this?")
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert replies(world, root) == []
     _, respondent = await reconcile_round(world, "after-loss")
     posted = await eventually(lambda: replies(world, root), what="the caught message")
@@ -80,13 +54,13 @@ async def test_a_lost_approval_is_caught_with_what_the_participant_wrote_before(
     await participant_writes(world, c.priya, "I wrote before you approved me")  # no thread yet: not mirrored
     world.rally.webhook_url = None
     await world.rally.approve(c.study_id, c.priya.participant_id)  # the webhook is lost
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert roots(world, c.priya) == []
     rally, respondent = await reconcile_round(world, "after-approval")
     root = await root_of(world, c.priya)
     posted = await eventually(lambda: replies(world, root), what="the earlier message")
     assert "I wrote before you approved me" in posted[0]["text"]
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert len(roots(world, c.priya)) == 1 and len(replies(world, root)) == 1
     # The reconcile read each list once; the thread it opened queued one catch-up read of the project.
     assert rally[SEARCH] == 1 and respondent == Counter({LIST: 2})
@@ -117,7 +91,7 @@ async def test_linking_reads_the_project_once_for_all_its_new_threads(world: Wor
     await link_study(world)
     for who in (c.jordan, c.priya, c.sam):
         await root_of(world, who)
-    await quiet(world)
+    await world.quiet(wait_scheduled=True)
     assert world.rally.calls[SEARCH] == 1
     assert world.respondent.calls == Counter({LIST: 1})  # one catch-up for three new threads
     for who in (c.priya, c.sam):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from playground.world import World
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, root_of, sent_to
@@ -58,7 +56,7 @@ async def test_non_teammate_is_refused_privately_and_nothing_leaves(world: World
     await world.slack.user_posts(c.channel, c.no_access.slack_id, "me too", thread_ts=root_ts)
     assert "not on the team" in (await eventually(lambda: _private(world, c.outsider.slack_id)))[0]
     assert "external-panel access" in (await eventually(lambda: _private(world, c.no_access.slack_id)))[0]
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == [] and archived(world) == []
 
 
@@ -68,7 +66,7 @@ async def test_internal_notes_stay_in_the_thread(world: World) -> None:
     await world.slack.user_posts(c.channel, c.owner.slack_id, "// she seemed unsure, follow up", thread_ts=root_ts)
     await world.slack.user_posts(c.channel, c.owner.slack_id, "Thanks Jordan!", thread_ts=root_ts)
     await eventually(lambda: sent_to(world, c.jordan), what="the real reply")
-    await asyncio.sleep(0.2)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["Thanks Jordan!"]
     assert [e["body"] for e in archived(world)] == ["Thanks Jordan!"]
 
@@ -104,7 +102,7 @@ async def test_slack_retries_of_one_reply_send_it_once(world: World) -> None:
     root_ts = await _thread_root_ts(world)
     await world.slack.user_posts(c.channel, c.owner.slack_id, "only once please", thread_ts=root_ts, deliveries=4)
     await eventually(lambda: sent_to(world, c.jordan), what="relay")
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["only once please"]
     assert len(archived(world)) == 1
     assert [d.status for d in world.slack.event_deliveries][-4:] == [200, 200, 200, 200]
@@ -117,7 +115,7 @@ async def test_bot_echoes_are_not_relayed(database_url: str) -> None:
         await link_study(w)
         await w.respondent.participant_writes(w.cast.project_id, w.cast.jordan.respondent_user_id, "hello")
         await eventually(lambda: archived(w), what="mirrored and archived")
-        await asyncio.sleep(0.5)
+        await w.quiet()
         assert sent_to(w, w.cast.jordan) == []
     finally:
         await w.stop()

@@ -6,8 +6,6 @@ elsewhere would notice it, cross-checked in the stand-ins (what Respondent deliv
 
 from __future__ import annotations
 
-import asyncio
-
 from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from playground import Playground
@@ -104,7 +102,7 @@ async def test_newcomer_plays_every_role(
     await page.select_option("#slack-person", c.teammate.slack_id)
     await expect(in_thread(page, "sales call")).to_have_count(1)  # the message itself is in the channel...
     await expect(page.locator("#thread-messages .private")).to_have_count(0)  # ...the refusal is Dan's alone
-    await asyncio.sleep(1.0)  # give a wrongly relayed reply time to arrive before saying it did not
+    await world.quiet()  # a wrongly relayed reply would have arrived by now
     await expect(page.locator("#inbox .bubble.team")).to_have_count(1)
     await expect(page.locator("#archive li", has_text="sales call")).to_have_count(0)
     assert len(world.respondent.messages_to("6960391fbd5465b2dd6bd6e4")) == 1

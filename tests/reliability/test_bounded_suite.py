@@ -1,4 +1,4 @@
-"""CI runs the bounded reliability suite: every scenario of issue 3 against real `rallybridge serve` processes.
+"""CI runs the bounded reliability suite: every reliability scenario against real `rallybridge serve` processes.
 
 The seed is printed; RALLYBRIDGE_RELIABILITY_SEED replays a run. The report goes to a temporary file here, so that
 `docs/reliability.md` (written by `make reliability`) is not rewritten by every test run.

@@ -28,7 +28,7 @@ from tests.reminders.conftest import (
 
 async def _rows(world: World) -> list[store.Reminder]:
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         return list((await session.execute(select(store.Reminder).order_by(store.Reminder.id))).scalars())
 
 
@@ -54,7 +54,7 @@ async def test_remind_confirms_in_both_zones_then_fires_once_as_the_scheduler(
     )
     await eventually(lambda: any_text(thread_texts(world, root_ts), "Reminder to Jordan L., scheduled by Ana Ortiz"))
     assert await fire_due(world) == 0
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["See you on Friday!"]
     assert [r.status for r in await _rows(world)] == ["sent"]
     assert not any_text(thread_texts(world, root_ts), "Sent late")
@@ -90,7 +90,7 @@ async def test_late_after_downtime_fires_with_a_note_and_session_started_is_not_
     fake_clock.advance(timedelta(days=2))
     await world.start_bridge(worker_poll_seconds=0.05, reconcile_interval_seconds=3600)
     await eventually(lambda: any_text(thread_texts(world, root_ts), "session has already started"), within=10)
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == ["first"]
     assert [r.status for r in await _rows(world)] == ["sent", "skipped"]
 
@@ -108,7 +108,7 @@ async def test_followup_is_cancelled_by_a_message_one_second_before_it_was_due(
     await eventually(lambda: any_text(thread_texts(world, root_ts), "Jordan L. wrote, so the follow-up"))
     fake_clock.set(due + timedelta(seconds=1))
     assert await fire_due(world) == 0
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == []
     assert [r.status for r in await _rows(world)] == ["cancelled"]
 
@@ -129,7 +129,7 @@ async def test_followup_checks_respondent_at_fire_time_when_the_webhook_is_late(
     fake_clock.set(due + timedelta(seconds=1))
     assert await fire_due(world) == 1
     await eventually(lambda: any_text(thread_texts(world, root_ts), "wrote, so the follow-up"))
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == []
 
 
@@ -158,7 +158,7 @@ async def test_removed_teammate_cancels_at_fire_time_and_the_channel_is_told(
     fake_clock.advance(timedelta(hours=1, seconds=1))
     assert await fire_due(world) == 1
     await eventually(lambda: any_text(channel_texts(world), "may no longer message participants"))
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == [] and archived(world) == []
     assert [r.status for r in await _rows(world)] == ["cancelled"]
 
@@ -172,7 +172,7 @@ async def test_opt_out_is_rechecked_at_fire_time(world: World, fake_clock: FakeC
     fake_clock.advance(timedelta(days=2))
     await fire_due(world)
     await eventually(lambda: any_text(thread_texts(world, root_ts), "opted out of all communication"))
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert sent_to(world, c.jordan) == []
     answer = unescape(await command(world, c.owner.slack_id, "remind Jordan in 2h again"))
     assert "opted out" in answer and "nothing was scheduled" in answer
@@ -274,7 +274,7 @@ async def test_before_session_reminder_follows_the_session_when_rally_moves_it(
     # It fires at the new time, not the old one.
     fake_clock.set(moved_to - timedelta(hours=1, minutes=5))
     await fire_due(world)
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert "See you soon" not in sent_to(world, c.jordan)
     fake_clock.set(moved_to - timedelta(hours=1) + timedelta(seconds=1))
     await fire_due(world)

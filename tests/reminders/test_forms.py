@@ -13,8 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import interactive
 from adapters.slack.platform import SlackPlatform
 from adapters.teams import format as teams_fmt
-from bridge.reminders import forms
 from bridge.reminders.commands import message_part
+from core import forms
 from core.commands import parse_command
 from core.domain import Action
 from sandbox.slack import SlackSandbox

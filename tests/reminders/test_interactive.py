@@ -5,7 +5,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -31,14 +30,14 @@ from tests.reminders.conftest import (
 
 async def _rows(world: World) -> list[store.Reminder]:
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         return list((await session.execute(select(store.Reminder).order_by(store.Reminder.id))).scalars())
 
 
 async def _commands(world: World) -> list[str]:
     """The text of every command in the inbox, typed or clicked, in order."""
     assert world.bridge is not None
-    async with world.bridge.services.db.transaction() as session:
+    async with world.bridge.db.transaction() as session:
         events = (await session.execute(select(InboxEvent).order_by(InboxEvent.id))).scalars()
         return [e.payload["text"] for e in events if e.kind == "chat.command"]
 
@@ -130,7 +129,7 @@ async def test_form_problems_are_shown_in_the_modal_and_store_nothing(world: Wor
     follow = await _open(world, c.owner.slack_id, root_ts, "Follow up")
     answer = await world.slack.submit_view(follow, {"after": "soon", "note": None})
     assert '"soon" is not a duration' in answer.json["errors"]["after"]
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert await _commands(world) == ["link st_checkout"] and await _rows(world) == []
     # Fixed, the same modal goes through.
     before = len(private_to(world, c.owner.slack_id))
@@ -164,7 +163,7 @@ async def test_people_who_may_not_message_the_participant_are_refused_privately(
         before = len(private_to(world, person.slack_id))
         assert (await world.slack.submit_view(view, {"when": "in 2h", "note": "hi"})).body == ""
         assert reason in await _answer(world, person.slack_id, before)
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert await _rows(world) == [] and sent_to(world, c.jordan) == []
 
 
@@ -215,7 +214,7 @@ async def test_a_repeated_click_or_submission_has_one_effect(world: World, fake_
     clicked = await world.slack.click(c.channel, c.owner.slack_id, "Cancel #1", ephemeral=message)
     assert (await world.slack.deliver_interaction(clicked.payload)).status == 200
     await eventually(lambda: any_text(private_to(world, c.owner.slack_id), "Ana Ortiz cancelled #1"), what="cancel")
-    await asyncio.sleep(0.5)
+    await world.quiet()
     assert [r.status for r in await _rows(world)] == ["cancelled"]
     assert await _commands(world) == [
         "link st_checkout",
@@ -251,7 +250,7 @@ async def test_unsigned_or_malformed_interactions_are_refused_and_change_nothing
     not_ours = {**submission, "view": {**submission["view"], "private_metadata": "{}"}}
     refused = await world.slack.deliver_interaction(not_ours)
     assert refused.status == 400 and "whom it is for" in refused.body
-    await asyncio.sleep(0.3)
+    await world.quiet()
     assert await _commands(world) == ["link st_checkout"] and await _rows(world) == []
 
 

@@ -15,6 +15,7 @@ from playground.world import World, free_port
 from storage import reminders as store
 from storage.db import Database
 from storage.models import InboxEvent, ParticipantThread
+from tests.factories import reminder
 from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, root_of, sent_to
 from tests.integration.processes import BridgeProcess
@@ -33,24 +34,13 @@ async def _schedule(db: Database, bodies: list[str], due_at: datetime) -> None:
         thread = (await session.execute(select(ParticipantThread))).scalars().one()
         for index, body in enumerate(bodies):
             session.add(
-                store.Reminder(
+                reminder(
+                    thread,
                     source_key=f"test:{body}",
-                    kind=store.REMIND,
-                    thread_id=thread.id,
-                    study_id=thread.study_id,
-                    participant_id=thread.participant_id,
-                    platform=thread.platform,
-                    channel=thread.channel,
                     due_at=due_at + timedelta(milliseconds=10 * index),
                     body=body,
                     spec="in 2s",
                     tz="Europe/Berlin",
-                    created_by_user_id="U0ANA",
-                    created_by_name="Ana Ortiz",
-                    created_by_email="ana@example.com",
-                    created_by_rally_user_id="usr_ana",
-                    created_at=datetime.now(UTC),
-                    status=store.PENDING,
                 )
             )
 
@@ -78,6 +68,7 @@ async def test_two_processes_fire_each_reminder_once_and_a_restart_fires_what_ca
         await _schedule(db, bodies, datetime.now(UTC) + timedelta(seconds=2))
         await eventually(lambda: len(sent_to(world, c.jordan)) >= COUNT, within=60, what="all reminders sent")
         await asyncio.sleep(3)  # several more ticks of both processes: nothing fires again
+        await world.quiet()  # and whatever a tick queued is done
         assert Counter(sent_to(world, c.jordan)) == Counter(bodies)
         await eventually(lambda: len(archived(world)) >= COUNT, within=30, what="all archived")
         entries = archived(world)

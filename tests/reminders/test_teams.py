@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -70,7 +69,7 @@ async def test_reminders_card_in_teams_cancels_with_its_button(tw: TeamsWorld, f
     assert (await tw.teams.deliver(click)).status == 200  # delivered twice: one effect
     assert "Chloe Park cancelled #2" in await _answer(tw, teammate, before)
     await eventually(lambda: [r for r in tw.replies(root_id) if "Chloe Park cancelled #2" in r], what="thread notice")
-    await asyncio.sleep(0.5)
+    await tw.quiet()
     assert len([t for t in tw.private(teammate) if "cancelled #2" in t]) == 1
 
     # Ben has no external-panel access: the list is shown, the click refused.
@@ -80,7 +79,7 @@ async def test_reminders_card_in_teams_cancels_with_its_button(tw: TeamsWorld, f
     await tw.teams.submit_card(ben, bens, "Cancel #1")
     assert "external-panel access" in await _answer(tw, ben, before)
     assert tw.world.bridge is not None
-    async with tw.world.bridge.services.db.transaction() as session:
+    async with tw.world.bridge.db.transaction() as session:
         statuses = [
             r.status for r in (await session.execute(select(store.Reminder).order_by(store.Reminder.id))).scalars()
         ]

@@ -11,60 +11,29 @@ from sqlalchemy import select
 
 from bridge.reminders.firing import enqueue_due
 from bridge.services import Services
-from core.domain import Participant
 from storage import reminders as store
-from storage import repo
 from storage.db import Database
-from storage.models import InboxEvent, StudyLink
+from storage.models import InboxEvent
+from storage.uow import SqlStore
+from tests.factories import participant_thread, reminder, study_link
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 def _services(db: Database) -> Services:
     none = cast(Any, None)
-    return Services(db=db, chats={}, respondent=none, rally=none)
+    return Services(store=SqlStore(db), chats={}, respondent=none, rally=none)
 
 
 async def _seed(db: Database, count: int) -> None:
-    participant = Participant(
-        "pa_jordan", "pe_j", "st_1", "APPROVED", None, "Jordan", "Lee", "j@example.net", "u1", None, None, None
-    )
     async with db.transaction() as session:
-        link = StudyLink(
-            study_id="st_1",
-            study_name="Study",
-            respondent_project_id="proj",
-            platform="slack",
-            workspace="T1",
-            channel="C1",
-            active=True,
-            linked_by="U1",
-            linked_at=NOW,
-        )
-        session.add(link)
+        link = study_link(linked_at=NOW)
+        thread = participant_thread(link, created_at=NOW)
+        session.add_all([link, thread])
         await session.flush()
-        thread, _ = await repo.insert_thread(session, link, participant)
-        for n in range(count):
+        for n in range(count):  # row n is due n minutes after NOW
             session.add(
-                store.Reminder(
-                    source_key=f"k{n}",
-                    kind=store.REMIND,
-                    thread_id=thread.id,
-                    study_id="st_1",
-                    participant_id="pa_jordan",
-                    platform="slack",
-                    channel="C1",
-                    due_at=NOW + timedelta(minutes=n),  # row n is due n minutes after NOW
-                    body=f"r{n}",
-                    spec="x",
-                    tz="UTC",
-                    created_by_user_id="U1",
-                    created_by_name="Ana",
-                    created_by_email="ana@example.com",
-                    created_by_rally_user_id="usr_ana",
-                    created_at=NOW - timedelta(hours=1),
-                    status=store.PENDING,
-                )
+                reminder(thread, due_at=NOW + timedelta(minutes=n), body=f"r{n}", created_at=NOW - timedelta(hours=1))
             )
 
 

@@ -56,6 +56,10 @@ class TeamsWorld:
     def archived(self) -> list[dict[str, Any]]:
         return list(self.world.rally.archived(self.world.cast.study_id))
 
+    async def quiet(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (the deadline of a loop of polls)
+        """The bridge has nothing left to do now (:meth:`World.quiet`): before saying something did not happen."""
+        await self.world.quiet(timeout)
+
     async def link(self) -> str:
         """Ana links the study in the channel; returns Jordan's thread root id."""
         await self.teams.command(CHANNEL, self.cast.owner, f"link {self.world.cast.study_id}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from sqlalchemy import text
@@ -15,7 +14,7 @@ from tests.teams.conftest import CHANNEL, TeamsWorld
 
 async def _stored(tw: TeamsWorld) -> tuple[int, int]:
     assert tw.world.bridge is not None
-    async with tw.world.bridge.services.db.engine.connect() as conn:
+    async with tw.world.bridge.db.engine.connect() as conn:
         inbox = (await conn.execute(text("SELECT count(*) FROM inbox"))).scalar_one()
         refs = (await conn.execute(text("SELECT count(*) FROM teams_conversations"))).scalar_one()
     return int(inbox), int(refs)
@@ -48,7 +47,7 @@ async def test_missing_expired_wrong_audience_and_wrong_key_are_refused_and_noth
         activity = teams.activity(CHANNEL, tw.cast.owner, f"sneaky ({what})")
         delivery = await teams.deliver(activity, token=token)
         assert delivery.status == 401, (what, delivery)
-    await asyncio.sleep(0.2)
+    await tw.quiet()
     assert await _stored(tw) == (0, 0)
     assert teams.connector.request_log == []
 

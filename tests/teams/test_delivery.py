@@ -44,7 +44,7 @@ async def test_a_burst_of_50_mirrored_and_relayed_messages_is_paced_in_order_and
         return [r for r in tw.replies(root_id) if r.startswith("✓")]
 
     await eventually(lambda: len(mirrored()) == 25 and len(acks()) == 25, within=40, what="50 posts in the chain")
-    await asyncio.sleep(0.5)
+    await tw.quiet()
     assert [m.rsplit(" ", 1)[-1] for m in mirrored()] == [str(n) for n in range(25)]
     assert tw.sent_to_jordan() == [f"to jordan {n}" for n in range(25)]
     assert len(tw.replies(root_id)) == 50
@@ -65,7 +65,7 @@ async def test_429_412_502_504_are_retried_and_nothing_is_lost_or_reordered(tw: 
     for n in range(20):
         await participant_writes(tw.world, c.jordan, f"burst {n}")
     await eventually(lambda: len(tw.replies(root_id)) == 20, within=40, what="20 mirrored")
-    await asyncio.sleep(0.5)
+    await tw.quiet()
     assert [r.rsplit(" ", 1)[-1] for r in tw.replies(root_id)] == [str(n) for n in range(20)]
     statuses = [r.status for r in connector.request_log if "/activities" in r.path]
     assert {429, 412, 502, 504} <= set(statuses)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.integration.conftest import eventually
 from tests.integration.flows import participant_writes
 from tests.teams.conftest import CHANNEL, OTHER_CHANNEL, TeamsWorld
@@ -52,7 +50,7 @@ async def test_duplicate_approval_webhooks_give_one_chain(tw: TeamsWorld) -> Non
     await eventually(lambda: tw.roots("Priya S."), what="Priya's chain")
     assert tw.world.bridge is not None
     await tw.world.bridge.queue_reconciles()
-    await asyncio.sleep(0.6)
+    await tw.quiet()
     assert len(tw.roots("Priya S.")) == 1 and len(tw.roots("Jordan L.")) == 1
 
 
@@ -63,7 +61,7 @@ async def test_participant_messages_appear_in_the_chain_escaped_attributed_in_or
     for n in range(3):
         await participant_writes(tw.world, tw.study.jordan, f"message {n}", deliveries=2)
     replies = await eventually(lambda: len(tw.replies(root_id)) >= 4 and tw.replies(root_id), what="4 replies")
-    await asyncio.sleep(0.4)
+    await tw.quiet()
     replies = tw.replies(root_id)
     assert len(replies) == 4
     first = replies[0]
@@ -97,7 +95,7 @@ async def test_non_teammates_are_refused_privately_and_nothing_leaves(tw: TeamsW
     await tw.teams.posts(CHANNEL, tw.cast.no_access, "me too", root=root_id)
     assert "not on the team" in (await eventually(lambda: tw.private(tw.cast.outsider)))[0]
     assert "external-panel access" in (await eventually(lambda: tw.private(tw.cast.no_access)))[0]
-    await asyncio.sleep(0.3)
+    await tw.quiet()
     assert tw.sent_to_jordan() == [] and tw.archived() == []
     assert tw.replies(root_id) == []  # nothing shown to the channel
 
@@ -128,5 +126,5 @@ async def test_the_same_activity_delivered_twice_is_relayed_once(tw: TeamsWorld)
     activity = tw.teams.activity(CHANNEL, tw.cast.owner, "only once please", root=root_id)
     assert [(await tw.teams.deliver(activity)).status for _ in range(3)] == [200, 200, 200]
     await eventually(tw.sent_to_jordan, what="relay")
-    await asyncio.sleep(0.5)
+    await tw.quiet()
     assert tw.sent_to_jordan() == ["only once please"] and len(tw.archived()) == 1

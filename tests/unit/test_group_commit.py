@@ -12,18 +12,21 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bridge.inbox import lane_for, record
+from bridge.inbox import record
 from bridge.services import Services
 from bridge.worker import LeaseLost, QueueWorker
 from core import events as inbound
-from core.events import InboundEvent
+from core.events import InboundEvent, lane_for
+from core.records import QueuedRow
+from core.store import OUTBOX, UnitOfWork
 from storage import queue
 from storage.db import Database, GroupCommit, WriterLock
 from storage.models import InboxEvent, OutboxItem
+from storage.uow import SqlStore
 
 
 def _services(db: Database) -> Services:
-    return Services(db=db, chats={}, respondent=None, rally=None)  # type: ignore[arg-type]
+    return Services(store=SqlStore(db), chats={}, respondent=None, rally=None)  # type: ignore[arg-type]
 
 
 def _reply(n: int, thread: int = 0) -> InboundEvent:
@@ -195,23 +198,23 @@ async def test_outcomes_recorded_together_keep_lease_loss_to_its_row_and_claim_w
     db = Database(database_url)
     services = _services(db)
 
-    async def nothing(_services: Services, _row: queue.Claimed) -> object:
+    async def nothing(_services: Services, _row: QueuedRow) -> object:
         raise AssertionError("not run in this test")
 
-    worker = QueueWorker(services, OutboxItem, nothing, None, lease=timedelta(seconds=30), poll=0.1)  # type: ignore[arg-type]
+    worker = QueueWorker(services, OUTBOX, nothing, None, lease=timedelta(seconds=30), poll=0.1)  # type: ignore[arg-type]
     try:
-        async with db.transaction() as session:
+        async with services.store.transaction() as uow:
             for key in ("a", "b", "c"):
-                await queue.enqueue(session, OutboxItem, key=key, kind="test", lane=key, payload={})
-        async with db.transaction() as session:
-            rows = await queue.claim(session, OutboxItem, owner=worker.owner, lease=timedelta(seconds=30))
+                await uow.outbox.add(key=key, kind="test", lane=key, payload={})
+        async with services.store.transaction() as uow:
+            rows = await uow.outbox.claim(owner=worker.owner, lease=timedelta(seconds=30), limit=10)
         assert [r.key for r in rows] == ["a", "b", "c"]
         async with db.transaction() as session:  # another worker took "b" over meanwhile
             await session.execute(text("UPDATE outbox SET lease_owner = 'someone-else' WHERE key = 'b'"))
 
         def follow_up(key: str):  # type: ignore[no-untyped-def]
-            async def apply(session: AsyncSession) -> None:
-                await queue.enqueue(session, OutboxItem, key=f"after-{key}", kind="test", lane=f"z{key}", payload={})
+            async def apply(uow: UnitOfWork) -> None:
+                await uow.outbox.add(key=f"after-{key}", kind="test", lane=f"z{key}", payload={})
 
             return apply
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from bridge.worker import backoff
 from storage import queue
 from storage.db import Database
 from storage.models import OutboxItem
@@ -99,8 +100,8 @@ async def test_concurrent_claimers_never_take_the_same_row(database_url: str) ->
 
 
 def test_backoff_honours_retry_after_and_grows_with_jitter_under_a_cap() -> None:
-    assert 7 <= queue.backoff(1, 7) <= 7.25
-    delays = [queue.backoff(n, None, base=1, cap=30) for n in range(1, 12)]
+    assert 7 <= backoff(1, 7) <= 7.25
+    delays = [backoff(n, None, base=1, cap=30) for n in range(1, 12)]
     assert delays[0] <= 1 and all(d <= 30 for d in delays) and max(delays) >= 15
 
 

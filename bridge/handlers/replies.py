@@ -1,0 +1,124 @@
+"""Researchers in a participant's thread: a reply becomes a relay to the participant (when the replier may message
+them), an internal note stays in the thread, and an edit or a delete of a relayed reply is explained privately."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from bridge import access, outbox
+from bridge.apply import Apply, nothing
+from bridge.services import Services
+from core import clock, texts
+from core.domain import Direction
+from core.events import ChatMessageChanged, ChatMessagePosted
+from core.records import MessageState
+from core.store import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+async def posted(services: Services, event: ChatMessagePosted) -> Apply:
+    """A message in a channel: relayed when it is a reply in a participant's thread, by someone who may message
+    them now; the replier is told privately why not otherwise."""
+    if not event.is_thread_reply:
+        return nothing  # a top-level channel message: not ours to relay
+    root_id, post_id = event.root_id, event.post_id
+    assert root_id is not None
+    async with services.store.transaction() as uow:
+        thread = await uow.threads.by_root(event.platform, event.channel, root_id)
+        link = await uow.links.for_study(thread.study_id) if thread else None
+    if thread is None or link is None:
+        log.debug("reply in a thread that is not a participant thread; ignored")
+        return nothing
+    text = event.text
+    channel, user_id, key = event.channel, event.user_id, event.key
+    if text.lstrip().startswith(services.internal_note_marker):
+        log.debug("internal note kept in the thread")
+        return nothing
+    notices: list[str] = [texts.files_not_relayed()] if event.has_files else []
+    if not text.strip():
+        if not notices:
+            notices.append(texts.empty_message())
+        return _private_notices(event.platform, key, channel, user_id, root_id, notices)
+
+    chat = services.chat(event.platform)
+    user = await chat.lookup_user(user_id)
+    decision = await access.may_message(services, user, thread, link)
+    if not decision.allowed:
+        return _private_notices(event.platform, key, channel, user_id, root_id, [decision.reason])
+    body = await chat.to_plain_text(text)
+    author = decision.rally_user
+    thread_id = thread.id
+
+    async def apply(uow: UnitOfWork) -> None:
+        current = await uow.threads.by_id(thread_id)
+        assert current is not None
+        message_id = await uow.messages.add(
+            thread=current,
+            direction=Direction.TO_PARTICIPANT.value,
+            state=MessageState.PENDING.value,
+            sent_at=_post_time(post_id),
+            post_id=post_id,
+            author_user_id=user_id,
+            author_name=author.fullname if author else user.name,
+        )
+        if message_id is None:
+            return  # the same chat message arrived again: already relayed once
+        await outbox.relay(
+            uow,
+            current,
+            message_id,
+            body,
+            key,
+            author={
+                "user_id": author.user_id if author else None,
+                "email": user.email,
+                "name": author.fullname if author else user.name,
+                "platform_ts": post_id,
+            },
+        )
+        for index, notice in enumerate(notices):
+            await outbox.private(uow, current.platform, f"{key}:{index}", channel, user_id, notice, root_id)
+
+    return apply
+
+
+def _private_notices(
+    platform: str, key: str, channel: str, user_id: str, root_id: str | None, notices: list[str]
+) -> Apply:
+    async def apply(uow: UnitOfWork) -> None:
+        for index, notice in enumerate(notices):
+            await outbox.private(uow, platform, f"{key}:{index}", channel, user_id, notice, root_id)
+
+    return apply
+
+
+def _post_time(post_id: str) -> datetime:
+    """When a message was posted, from its id where the platform makes one of the time (Slack ``ts``)."""
+    try:
+        return datetime.fromtimestamp(float(post_id), UTC)
+    except ValueError:
+        return clock.now()
+
+
+async def changed(services: Services, event: ChatMessageChanged) -> Apply:
+    """An edit or a delete: it cannot be relayed; the author of a relayed reply is told so privately."""
+
+    async def apply(uow: UnitOfWork) -> None:
+        message = await uow.messages.by_post(event.platform, event.channel, event.post_id)
+        if message is None or message.direction != Direction.TO_PARTICIPANT.value or not message.author_user_id:
+            return  # not a relayed message: nothing was sent, nothing to explain
+        text = texts.edit_not_relayed() if event.change == "edited" else texts.delete_not_relayed()
+        thread = await uow.threads.by_id(message.thread_id)
+        await outbox.private(
+            uow,
+            event.platform,
+            event.key,
+            event.channel,
+            message.author_user_id,
+            text,
+            thread.root_id if thread else None,
+        )
+
+    return apply

@@ -1,0 +1,1 @@
+"""Rally Bridge's entry point: the ``rallybridge`` command (``rallybridge.cli``), on top of everything else."""

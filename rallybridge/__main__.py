@@ -1,0 +1,5 @@
+"""``python -m rallybridge`` is the ``rallybridge`` command."""
+
+from rallybridge.cli import main
+
+main()
