@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from core.records import Link, Message, QueuedRow, QueueStatus, Reminder, Thread
+from core.records import Link, Message, QueuedRow, Reminder, Thread
 from storage import reminders as store
 from storage.models import ChatMessage, ParticipantThread, StudyLink
 
@@ -88,7 +88,7 @@ def queued_record(row: Any) -> QueuedRow:
         attempts=row.attempts,
         needs_verify=row.needs_verify,
         created_at=row.created_at,
-        status=getattr(row, "status", QueueStatus.WORKING),  # a claimed row (storage.queue.Claimed) is working
+        status=row.status,
         last_error=getattr(row, "last_error", None),
         finished_at=getattr(row, "finished_at", None),
     )

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -21,6 +20,7 @@ from sqlalchemy import Integer, String, Table, and_, bindparam, case, exists, li
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.records import QueuedRow
 from storage.db import dialect_of, mark_queued
 from storage.models import InboxEvent, OutboxItem
 
@@ -30,20 +30,6 @@ PENDING, WORKING, DONE, FAILED = "pending", "working", "done", "failed"
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A leased row, detached from the session that claimed it."""
-
-    id: int
-    key: str
-    kind: str
-    lane: str
-    payload: dict[str, Any]
-    attempts: int
-    needs_verify: bool
-    created_at: datetime
 
 
 def _table(model: QueueModel) -> Table:
@@ -170,14 +156,14 @@ def _claim_statement(model: QueueModel, limit: int) -> Any:
 
 async def claim(
     session: AsyncSession, model: QueueModel, *, owner: str, lease: timedelta, limit: int = 10
-) -> list[Claimed]:
+) -> list[QueuedRow]:
     """Lease up to ``limit`` due rows, the head of each lane only, in id order."""
     now = utcnow()
     params = {"claim_now": now, "lease_until": now + lease, "owner": owner}
     rows = (await session.execute(_claim_statement(model, limit), params)).all()
     return sorted(
         (
-            Claimed(
+            QueuedRow(
                 id=row.id,
                 key=row.key,
                 kind=row.kind,

@@ -85,8 +85,7 @@ class SqlQueue:
         return await queue.requeue_failed(self.session, self.model, row_id, payload=payload)
 
     async def claim(self, *, owner: str, lease: timedelta, limit: int) -> list[QueuedRow]:
-        claimed = await queue.claim(self.session, self.model, owner=owner, lease=lease, limit=limit)
-        return [queued_record(row) for row in claimed]
+        return await queue.claim(self.session, self.model, owner=owner, lease=lease, limit=limit)
 
     async def finish(self, row_id: int, owner: str) -> bool:
         return await queue.finish(self.session, self.model, row_id, owner)

@@ -53,7 +53,20 @@ class Bridge:
         return [row.payload for row in self.store.outbox(kind)]
 
     def private_texts(self) -> list[str]:
-        return [p["text"] for p in self.outbox("chat.private")]
+        return [text_of(p) for p in self.outbox("chat.private")]
+
+    def notice_texts(self) -> list[str]:
+        return [text_of(p) for p in self.outbox("chat.notice")]
+
+
+def text_of(payload: dict) -> str:
+    """What a queued notice says, as plain text (payloads carry the core's neutral text structure)."""
+    text = payload["text"]
+    if isinstance(text, str):
+        return text
+    from core.message import Text
+
+    return Text.from_json(text).plain()
 
 
 from datetime import timedelta  # noqa: E402

@@ -4,11 +4,13 @@ same behaviour end to end."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from core import events
 from core.domain import Conversation, RespondentMessage
-from tests.fakes.bridge import CHANNEL, PROJECT, STUDY, Bridge, participant, researcher, study
+from tests.fakes.bridge import CHANNEL, NOW, PROJECT, STUDY, Bridge, participant, researcher, study
 
 
 def command(text: str, *, user: str = "U_OWNER", n: int = 1, channel: str = CHANNEL) -> events.InboundEvent:
@@ -39,8 +41,8 @@ async def test_link_bridges_the_study_and_opens_one_thread_per_approved_particip
     assert link.active and link.channel == CHANNEL and link.respondent_project_id == PROJECT
     assert [t.participant_id for t in bridge.store.state.threads.values()] == ["pa_1"]
     assert [row.key for row in bridge.store.outbox("chat.root")] == [f"root:{STUDY}:pa_1"]
-    (notice,) = bridge.outbox("chat.notice")
-    assert "Ana Ortiz linked" in notice["text"] and "1 approved participant " in notice["text"]
+    (notice,) = bridge.notice_texts()
+    assert "Ana Ortiz linked" in notice and "1 approved participant " in notice
     catch_up = [r for r in bridge.store.rows("inbox") if r.key.startswith(f"reconcile:{STUDY}:catch-up:")]
     assert len(catch_up) == 1 and catch_up[0].payload["respondent_user_ids"] == ["ru_pa_1"]
 
@@ -168,7 +170,7 @@ async def test_an_opt_out_is_announced_once_and_blocks_replies(bridge: Bridge) -
         )
     await bridge.process(reply("Still there?", user="U_OWNER"))
 
-    notices = [p["text"] for p in bridge.outbox("chat.notice") if "opted out" in p["text"]]
+    notices = [text for text in bridge.notice_texts() if "opted out" in text]
     assert len(notices) == 1
     assert bridge.outbox("respondent.send") == []
     assert any("opted out" in text for text in bridge.private_texts())
@@ -180,7 +182,7 @@ async def test_unlink_stops_bridging_and_says_so_in_the_channel(bridge: Bridge) 
     await bridge.process(command(f"unlink {STUDY}", n=2))
 
     assert not bridge.store.state.links[STUDY].active
-    assert any("unlinked" in p["text"].lower() for p in bridge.outbox("chat.notice"))
+    assert any("unlinked" in text.lower() for text in bridge.notice_texts())
 
 
 async def test_a_failed_handler_changes_nothing(bridge: Bridge) -> None:
@@ -194,3 +196,59 @@ async def test_a_failed_handler_changes_nothing(bridge: Bridge) -> None:
             raise RuntimeError("boom")
 
     assert len(bridge.store.outbox()) == before
+
+
+@pytest.fixture
+def clock_at_noon():
+    from core import clock
+
+    clock.set_clock(lambda: NOW)
+    yield NOW
+    clock.set_clock(None)
+
+
+async def test_remind_schedules_one_reminder_in_the_researchers_zone_and_confirms_privately(
+    bridge: Bridge, clock_at_noon: datetime
+) -> None:
+    await linked(bridge)
+
+    await bridge.process(command("remind Alex in 2h Bring your laptop", n=2))
+    await bridge.process(command("remind Alex in 2h Bring your laptop", n=2))  # the same command again
+
+    (reminder,) = bridge.store.state.reminders.values()
+    assert reminder.due_at == clock_at_noon + timedelta(hours=2) and reminder.body == "Bring your laptop"
+    assert reminder.created_by_name == "Ana Ortiz" and reminder.tz == "Europe/Berlin"
+    assert any(f"Reminder #{reminder.id} for Alex K." in text for text in bridge.private_texts())
+
+
+async def test_remind_for_someone_without_a_thread_lists_who_is_here(bridge: Bridge, clock_at_noon: datetime) -> None:
+    await linked(bridge)
+
+    await bridge.process(command("remind Zoe in 2h", n=2))
+
+    assert bridge.store.state.reminders == {}
+    assert any('Nobody called "Zoe"' in text and "Alex K." in text for text in bridge.private_texts())
+
+
+async def test_cancel_by_a_teammate_without_panel_access_is_refused_and_the_reminder_stays(
+    bridge: Bridge, clock_at_noon: datetime
+) -> None:
+    await linked(bridge)
+    await bridge.process(command("remind Alex in 2h", n=2))
+    (reminder,) = bridge.store.state.reminders.values()
+
+    await bridge.process(command(f"cancel {reminder.id}", user="U_NOPANEL", n=3))
+
+    assert bridge.store.state.reminders[reminder.id].status == "pending"
+    await bridge.process(command(f"cancel {reminder.id}", n=4))
+    assert bridge.store.state.reminders[reminder.id].status == "cancelled"
+    assert any(f"cancelled #{reminder.id}" in text for text in bridge.notice_texts())
+
+
+async def test_retry_of_something_that_is_not_a_failed_delivery_says_so(bridge: Bridge) -> None:
+    await linked(bridge)
+
+    await bridge.process(command("retry 999", n=2))
+
+    (answer,) = bridge.private_texts()
+    assert "999" in answer

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from bridge.worker import backoff
+from core.records import QueuedRow
 from storage import queue
 from storage.db import Database
 from storage.models import OutboxItem
@@ -18,12 +19,12 @@ async def _add(db: Database, key: str, lane: str) -> bool:
         return await queue.enqueue(session, OutboxItem, key=key, kind="test", lane=lane, payload={"k": key})
 
 
-async def _claim(db: Database, owner: str = "w1", lease: timedelta = LEASE, limit: int = 10) -> list[queue.Claimed]:
+async def _claim(db: Database, owner: str = "w1", lease: timedelta = LEASE, limit: int = 10) -> list[QueuedRow]:
     async with db.transaction() as session:
         return await queue.claim(session, OutboxItem, owner=owner, lease=lease, limit=limit)
 
 
-async def _finish(db: Database, row: queue.Claimed, owner: str = "w1") -> bool:
+async def _finish(db: Database, row: QueuedRow, owner: str = "w1") -> bool:
     async with db.transaction() as session:
         return await queue.finish(session, OutboxItem, row.id, owner)
 
