@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from bridge.services import Services
     from core.commands import Command
     from core.events import CommandIssued
+    from core.message import Text
 
 # The writes of one handled event, run in the unit of work that finishes its row.
 Apply = Callable[[UnitOfWork], Awaitable[None]]
 
 # Tell whoever issued a command something (a reply in the channel, or the home view published again).
-Answer = Callable[[UnitOfWork, str], Awaitable[None]]
+Answer = Callable[[UnitOfWork, "Text"], Awaitable[None]]
 
 # A command's handler, registered with ``@core.commands.registry.command(...)``.
 CommandHandler = Callable[["Services", "Command", "CommandIssued"], Awaitable[Apply]]

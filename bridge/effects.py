@@ -19,6 +19,7 @@ from core import texts
 from core.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
 from core.errors import PermanentFailure, UnknownOutcome
 from core.home import HomeView
+from core.message import Text
 from core.ports import ChatPlatform, HomeSurface, ThreadRoot
 from core.records import QueuedRow, Thread
 from core.store import UnitOfWork
@@ -78,13 +79,13 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
             in_thread = _require_root(await _thread(services, p["thread_id"]))
         chat = services.chat(p["platform"])
         if await _verified_post(chat, item, p["channel"], in_thread) is None:
-            await chat.post_notice(p["channel"], p["text"], key=item.key, thread_ts=in_thread)
+            await chat.post_notice(p["channel"], Text.from_json(p["text"]), key=item.key, thread_ts=in_thread)
         return nothing
     if effect is Effect.PRIVATE:
         buttons = {"actions": outbox.actions_of(p)} if p.get("actions") else {}
         try:
             await services.chat(p["platform"]).post_private(
-                p["channel"], p["user_id"], p["text"], thread_ts=p.get("thread_ts"), **buttons
+                p["channel"], p["user_id"], Text.from_json(p["text"]), thread_ts=p.get("thread_ts"), **buttons
             )
         except UnknownOutcome:
             # Ephemeral messages cannot be looked up afterwards: at most once beats twice.
@@ -170,7 +171,7 @@ async def _relay(services: Services, item: QueuedRow) -> Apply:
         respondent_message_uid=sent.uid,
     )
     thread_id, message_id, channel, platform = thread.id, p["message_id"], thread.channel, thread.platform
-    round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bridge/intake.py)
+    round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bridge/handlers/retry.py)
     message_uid = sent.uid
 
     async def apply(uow: UnitOfWork) -> None:

@@ -43,6 +43,7 @@ from core.home import (
     StudyHome,
     preview,
 )
+from core.message import Text
 from core.permissions import Decision, may_act_for_study
 from core.records import OPEN_REMINDER, Link, Message, ReminderStatus
 from core.store import UnitOfWork
@@ -94,7 +95,7 @@ def _in_workspace(link: Link, platform: str, workspace: str) -> bool:
 # --- building the view ------------------------------------------------------------------------------------------
 
 
-async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: str | None = None) -> HomeView:
+async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: Text | None = None) -> HomeView:
     """``who``'s home as the database stands in ``uow`` (permissions as read by :func:`viewer`)."""
     links = sorted(
         (link for link in await uow.links.active() if _in_workspace(link, who.platform, who.workspace)),
@@ -114,10 +115,10 @@ async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: str | None
         viewer_name=who.name,
         built_at=clock.now(),
         status=status,
-        may_act=texts.home_may_act() if studies else "",
+        may_act=texts.home_may_act() if studies else Text(),
         studies=tuple(studies),
         closed=tuple(closed),
-        closed_intro=texts.home_closed_intro() if closed else "",
+        closed_intro=texts.home_closed_intro() if closed else Text(),
         empty=texts.home_no_links() if not links else None,
         help=texts.home_help(marker),
     )
@@ -201,7 +202,7 @@ def _last_message(message: Message | None) -> LastMessage | None:
 def republish(who: Viewer, key: str, *, marker: str) -> Answer:
     """An answer given on the home: ``who``'s view built afresh with ``status`` on top, queued for publishing."""
 
-    async def answer(uow: UnitOfWork, status: str) -> None:
+    async def answer(uow: UnitOfWork, status: Text) -> None:
         view = await build(uow, who, marker=marker, status=status or None)
         await outbox.publish_home(uow, who.platform, key, who.user_id, view.to_dict())
 
@@ -214,7 +215,7 @@ async def opened(services: Services, event: HomeOpened) -> Apply:
     publish = republish(who, event.key, marker=services.internal_note_marker)
 
     async def apply(uow: UnitOfWork) -> None:
-        await publish(uow, "")
+        await publish(uow, Text())
 
     return apply
 
@@ -257,7 +258,7 @@ async def cancel(services: Services, who: Viewer, rest: str, answer: Answer) -> 
     return apply
 
 
-def _say(answer: Answer, text: str) -> Apply:
+def _say(answer: Answer, text: Text) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
         await answer(uow, text)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bridge import logs
 from core.domain import Action, ArchiveEntry, AuthorType, Direction, Source
+from core.message import Text
 from core.records import Thread
 from core.store import UnitOfWork
 
@@ -71,13 +72,17 @@ async def mirror(uow: UnitOfWork, thread: Thread, message_id: int, respondent_ui
     )
 
 
-async def notice_in_thread(uow: UnitOfWork, thread: Thread, key: str, text: str) -> bool:
-    payload = {"platform": thread.platform, "thread_id": thread.id, "channel": thread.channel, "text": text}
+# Notices and private notices carry the core's text as ``Text.to_json()`` (``bridge/effects.py`` rebuilds it; rows
+# queued before texts had a structure carry a plain string, which ``Text.from_json`` reads too).
+
+
+async def notice_in_thread(uow: UnitOfWork, thread: Thread, key: str, text: Text) -> bool:
+    payload = {"platform": thread.platform, "thread_id": thread.id, "channel": thread.channel, "text": text.to_json()}
     return await _add(uow, Effect.NOTICE, f"notice:{key}", thread_lane(thread.id), payload)
 
 
-async def notice_in_channel(uow: UnitOfWork, platform: str, channel: str, key: str, text: str) -> bool:
-    payload = {"platform": platform, "channel": channel, "text": text}
+async def notice_in_channel(uow: UnitOfWork, platform: str, channel: str, key: str, text: Text) -> bool:
+    payload = {"platform": platform, "channel": channel, "text": text.to_json()}
     return await _add(uow, Effect.NOTICE, f"notice:{key}", f"channel:{platform}:{channel}", payload)
 
 
@@ -87,7 +92,7 @@ async def private(
     key: str,
     channel: str,
     user_id: str,
-    text: str,
+    text: Text,
     thread_ts: str | None = None,
     actions: Sequence[Action] = (),
 ) -> bool:
@@ -96,7 +101,7 @@ async def private(
         "platform": platform,
         "channel": channel,
         "user_id": user_id,
-        "text": text,
+        "text": text.to_json(),
         "thread_ts": thread_ts,
     }
     if actions:

@@ -5,9 +5,9 @@ A handler module declares its command where it is defined::
     @registry.command("link", usage="<studyId>", summary="bridge a Rally study ... to this channel")
     async def link(services, command, event): ...
 
-Slack's and Teams' inbound edges, the help text, the home's buttons and the dispatcher all read this one table,
-so a new command is one decorated function. The table itself is plain data (standard library only); the handler
-is kept as an opaque callable, typed by the bridge that calls it.
+Slack's and Teams' inbound edges, the help text and the dispatcher (which also decides what may be clicked on the
+home) all read this one table, so a new command is one decorated function. The table itself is plain data
+(standard library only); the handler is kept as an opaque callable, typed by the bridge that calls it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from core.message import Text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,7 +34,7 @@ class Command:
 class CommandSpec:
     word: str
     usage: str  # the arguments, e.g. "<participant> <when> [message]"
-    summary: str  # one line of help
+    summary: str | Text  # one line of help (a Text where it names a command or the home)
     aliases: tuple[str, ...] = ()
     # Clickable on the home view (which has no channel): the handler is told it came from there.
     on_home: bool = False
@@ -55,7 +57,7 @@ class CommandRegistry:
         word: str,
         *,
         usage: str = "",
-        summary: str,
+        summary: str | Text,
         aliases: tuple[str, ...] = (),
         on_home: bool = False,
         reserved_in_threads: bool = False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core import texts
+from core.message import Text, text
 from core.when import WhenError, parse_duration, parse_when
 
 REMIND, FOLLOWUP, RESCHEDULE = "remind", "followup", "reschedule"
@@ -28,7 +29,7 @@ class Filled:
     """The command a filled form stands for, or what is wrong with it, per field."""
 
     command: str | None
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, Text] = field(default_factory=dict)  # field -> what is wrong (the platform renders it)
 
 
 def _clean(value: str | None) -> str:
@@ -39,28 +40,28 @@ def _note(value: str | None) -> str:
     return (value or "").strip()
 
 
-def _check_when(text: str, now: datetime) -> str | None:
-    """Why ``text`` is not, as a whole, a ``<when>``; None when it may be (the command checks the rest: past
+def _check_when(typed: str, now: datetime) -> Text | None:
+    """Why ``typed`` is not, as a whole, a ``<when>``; None when it may be (the command checks the rest: past
     moments in the researcher's zone, the session time)."""
-    words = text.split()
+    words = typed.split()
     if not words:
         return texts.form_when_missing()
     try:
         when = parse_when(words, now=now, tz=None, session_starts_at=None, strict=False)
     except WhenError as exc:
-        return str(exc)
+        return text(str(exc))
     if when.consumed < len(words):
         return texts.form_when_leftover(when.spec, " ".join(words[when.consumed :]))
     return None
 
 
-def _check_after(text: str) -> str | None:
-    words = text.split()
+def _check_after(typed: str) -> Text | None:
+    words = typed.split()
     if words and words[0].lower() == "after":
         words = words[1:]
     found = parse_duration(words)
     if found is None or found[1] < len(words) or found[0] <= timedelta(0):
-        return texts.form_after_unreadable(text)
+        return texts.form_after_unreadable(typed)
     return None
 
 

@@ -1,5 +1,8 @@
 """The bridge's home as a platform-neutral view: what one person sees on the chat platform's page for the bridge
-(Slack's App Home). Built by ``bridge/home.py``, drawn by a chat adapter (``core.ports.HomeSurface``)."""
+(Slack's App Home). Built by ``bridge/home.py``, drawn by a chat adapter (``core.ports.HomeSurface``).
+
+The bridge's own sentences (status, help, why a study is closed...) are :class:`~core.message.Text`, which the
+adapter renders; names, previews and failure reasons from outside are ``str``, which it escapes."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from core.domain import Action
+from core.message import Text
 
 # Per study, at most this many of each are carried in the view (the rest are counted); the adapter may show fewer.
 MAX_PARTICIPANTS = 50
@@ -51,7 +55,7 @@ class FailedDelivery:
     author: str | None
     preview: str
     action: Action | None  # Retry; None when it can't be sent (``note`` says why)
-    note: str | None = None
+    note: Text | None = None
 
 
 @dataclass(frozen=True)
@@ -87,41 +91,51 @@ class ClosedStudy:
     study_id: str
     study_name: str
     channel: str
-    reason: str
+    reason: Text
 
 
 @dataclass(frozen=True)
 class HomeView:
     viewer_name: str
     built_at: datetime
-    status: str | None = None
-    may_act: str = ""
+    status: Text | None = None
+    may_act: Text = field(default_factory=Text)
     studies: tuple[StudyHome, ...] = ()
     closed: tuple[ClosedStudy, ...] = ()
-    closed_intro: str = ""
-    empty: str | None = None  # nothing is linked in the workspace: how to start
-    help: tuple[str, ...] = field(default_factory=tuple)
+    closed_intro: Text = field(default_factory=Text)
+    empty: Text | None = None  # nothing is linked in the workspace: how to start
+    help: tuple[Text, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the outbox payload)."""
+        """JSON-ready (the outbox payload); texts as ``Text.to_json``."""
         return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HomeView:
+        """What :meth:`to_dict` made; also a view queued when its sentences were plain strings."""
         return HomeView(
             viewer_name=data["viewer_name"],
             built_at=datetime.fromisoformat(data["built_at"]),
-            status=data.get("status"),
-            may_act=data.get("may_act") or "",
+            status=_text(data.get("status")),
+            may_act=_text(data.get("may_act")) or Text(),
             studies=tuple(_study(s) for s in data.get("studies") or ()),
-            closed=tuple(ClosedStudy(**c) for c in data.get("closed") or ()),
-            closed_intro=data.get("closed_intro") or "",
-            empty=data.get("empty"),
-            help=tuple(data.get("help") or ()),
+            closed=tuple(
+                ClosedStudy(c["study_id"], c["study_name"], c["channel"], Text.from_json(c["reason"]))
+                for c in data.get("closed") or ()
+            ),
+            closed_intro=_text(data.get("closed_intro")) or Text(),
+            empty=_text(data.get("empty")),
+            help=tuple(Text.from_json(line) for line in data.get("help") or ()),
         )
 
 
+def _text(value: Any) -> Text | None:
+    return Text.from_json(value) if value is not None else None
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, Text):
+        return value.to_json()
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Action):
@@ -164,7 +178,7 @@ def _study(data: dict[str, Any]) -> StudyHome:
                 f.get("author"),
                 f["preview"],
                 _action(f.get("action")),
-                f.get("note"),
+                _text(f.get("note")),
             )
             for f in data.get("failed") or ()
         ),

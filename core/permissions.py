@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core import texts
 from core.domain import RallyUser, TeamMember
+from core.message import Text
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    reason: str = ""
+    reason: Text = field(default_factory=Text)  # why not, said to the person (a refusal they read)
     member: TeamMember | None = None
     rally_user: RallyUser | None = None
 

@@ -24,6 +24,7 @@ from core.domain import (
     Study,
     TeamMember,
 )
+from core.message import Text
 
 if TYPE_CHECKING:
     from core.home import HomeView
@@ -76,7 +77,9 @@ class ThreadRoot:
 
 
 class ChatPlatform(Protocol):
-    """A chat platform (Slack, Teams). Text handed in is plain text; the adapter escapes it.
+    """A chat platform (Slack, Teams). The bridge's own words come as a :class:`~core.message.Text`, which the adapter
+    renders in its markup (commands, its own name, home-only clauses); outside text (a participant's body, names) comes
+    as ``str``, which the adapter escapes.
 
     ``key`` is the outbox idempotency key: the adapter attaches it to the post so that ``find_post``
     can tell, after an unknown outcome, whether the post already happened.
@@ -89,11 +92,11 @@ class ChatPlatform(Protocol):
     ) -> PostedMessage: ...
 
     async def post_notice(
-        self, channel: str, text: str, *, key: str, thread_ts: str | None = None
+        self, channel: str, text: Text, *, key: str, thread_ts: str | None = None
     ) -> PostedMessage: ...
 
     async def post_private(
-        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         """Something only ``user_id`` sees (Slack: an ephemeral message). ``actions`` are buttons under it (Slack
         Block Kit buttons, a Teams Adaptive Card); a click comes back as the action's command from that person."""

@@ -69,6 +69,10 @@ class Threads(Protocol):
 
     async def by_email(self, email: str) -> list[Thread]: ...
 
+    async def without_root(self, platform: str, channel: str) -> list[int]:
+        """Ids of the threads of ``channel`` whose root has no id recorded (not posted yet, or being posted)."""
+        ...
+
     async def in_channel(self, platform: str, channel: str) -> list[Thread]:
         """The threads of the active links of one channel, by name."""
         ...

@@ -15,7 +15,7 @@ from core.records import Link, Message, NewReminder, Reminder, Thread
 from storage import reminders as store
 from storage import repo
 from storage.mapping import link_record, maybe, message_record, reminder_record, thread_record
-from storage.models import StudyLink
+from storage.models import ParticipantThread, StudyLink
 
 
 class SqlLinks:
@@ -93,6 +93,14 @@ class SqlThreads:
 
     async def by_email(self, email: str) -> list[Thread]:
         return [thread_record(row) for row in await repo.threads_by_email(self.session, email)]
+
+    async def without_root(self, platform: str, channel: str) -> list[int]:
+        query = select(ParticipantThread.id).where(
+            ParticipantThread.platform == platform,
+            ParticipantThread.channel == channel,
+            ParticipantThread.thread_ts.is_(None),
+        )
+        return list((await self.session.execute(query)).scalars())
 
     async def in_channel(self, platform: str, channel: str) -> list[Thread]:
         return [thread_record(row) for row in await store.threads_in_channel(self.session, platform, channel)]

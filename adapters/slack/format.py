@@ -1,5 +1,5 @@
-"""Slack mrkdwn in both directions: make outside text inert, and turn Slack markup into plain text; also how long
-text is cut into posts and how a session time reads.
+"""Slack mrkdwn in both directions: the bridge's own words (``core.message.Text``) rendered, outside text made inert,
+and Slack markup turned into plain text; also how long text is cut into posts and how a session time reads.
 
 Slack's message text is mrkdwn in which every ``<...>`` is a control sequence (mentions, links,
 ``<!channel>``) and literal ``&``, ``<``, ``>`` are sent as ``&amp;``, ``&lt;``, ``&gt;``.
@@ -11,6 +11,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+
+from core.message import EMAIL_ACCESS, Dialect, Text
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,26 @@ def escape(text: str) -> str:
     (``<https://evil|bank>``). Formatting characters (``*``, ``_``, ``~``, backticks) are left alone.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# How Slack says the core's inline elements: the slash command, its name, the App Home, its admin advice.
+SLACK = Dialect(
+    command="/rally ",
+    chat_name="Slack",
+    home=True,
+    hints={EMAIL_ACCESS: "Ask a workspace admin to make sure the app has the users:read.email scope."},
+)
+
+
+def render(text: Text) -> str:
+    """The bridge's words as mrkdwn: commands as ``/rally <words>``, every part escaped with :func:`escape` (so no
+    part, whatever outside words it carries, can mention anyone or make a link)."""
+    return text.render(SLACK, escape)
+
+
+def wording(text: Text) -> str:
+    """The same words unescaped, for Slack's ``plain_text`` fields (a modal's field errors)."""
+    return text.render(SLACK)
 
 
 def unescape(text: str) -> str:

@@ -1,8 +1,10 @@
-"""The bridge's home (``bridge.home.HomeView``) as a Slack App Home view: Block Kit for ``views.publish``.
+"""The bridge's home (``core.home.HomeView``) as a Slack App Home view: Block Kit for ``views.publish``.
 
 * Every outside string (study and participant names, failure reasons from Respondent, reply and reminder
-  previews, people's names, the status line) is escaped with ``format.escape``: nothing on the home can mention
-  anyone or disguise a link. Only ids the bridge stored (channels) and dates become Slack markup.
+  previews, people's names) is escaped with ``format.escape``, and the bridge's own sentences (``core.message.Text``:
+  the status line, help, why a study is closed) are rendered with ``format.render``, which escapes each part:
+  nothing on the home can mention anyone or disguise a link. Only ids the bridge stored (channels) and dates become
+  Slack markup.
 * Retry and Cancel are buttons with the same action ids and values as the buttons under private replies
   (``interactive.RUN_ACTION``; value = the command): the click is stored as that command with ``origin`` home
   (``interactive.run_event``), and the answer is this view published again with a status line.
@@ -23,6 +25,7 @@ from adapters.slack import format as fmt
 from adapters.slack.interactive import MAX_LABEL, MAX_SECTION, RUN_ACTION
 from core.domain import Action
 from core.home import ClosedStudy, FailedDelivery, HomeView, LastMessage, ParticipantLine, PendingReminder, StudyHome
+from core.message import Text
 
 MAX_HOME_BLOCKS = 100
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
@@ -111,7 +114,7 @@ def _failed(failed: FailedDelivery, index: int) -> _Block:
         f"> {fmt.escape(failed.preview) or ' '}"
     )
     if failed.note:
-        text += f"\n_{fmt.escape(failed.note)}_"
+        text += f"\n_{fmt.render(failed.note)}_"
     button = _button(failed.action, index) if failed.action is not None else None
     return _Block(_section(text, button=button), 1)
 
@@ -154,9 +157,9 @@ def _study(study: StudyHome, buttons: list[int]) -> list[_Block]:
     return blocks
 
 
-def _closed(intro: str, closed: Sequence[ClosedStudy]) -> list[_Block]:
-    lines = [f"• *{fmt.escape(c.study_name)}* · {_channel(c.channel)}: {fmt.escape(c.reason)}" for c in closed]
-    return [_Block({"type": "divider"}), _Block(_section(fmt.escape(intro))), *_lines(lines)]
+def _closed(intro: Text, closed: Sequence[ClosedStudy]) -> list[_Block]:
+    lines = [f"• *{fmt.escape(c.study_name)}* · {_channel(c.channel)}: {fmt.render(c.reason)}" for c in closed]
+    return [_Block({"type": "divider"}), _Block(_section(fmt.render(intro))), *_lines(lines)]
 
 
 def home_blocks(view: HomeView, *, limit: int = MAX_HOME_BLOCKS) -> list[dict[str, Any]]:
@@ -166,16 +169,16 @@ def home_blocks(view: HomeView, *, limit: int = MAX_HOME_BLOCKS) -> list[dict[st
         _context(f"For {fmt.escape(view.viewer_name)} · updated {_date(view.built_at)}"),
     ]
     if view.status:
-        head.append(_section(f":information_source: {fmt.escape(view.status)}"))
+        head.append(_section(f":information_source: {fmt.render(view.status)}"))
     footer = [
         {"type": "divider"},
-        _section("*What you can do*\n" + "\n".join(f"• {fmt.escape(line)}" for line in view.help)),
+        _section("*What you can do*\n" + "\n".join(f"• {fmt.render(line)}" for line in view.help)),
     ]
     body: list[_Block] = []
     if view.empty:
-        body.append(_Block(_section(fmt.escape(view.empty))))
+        body.append(_Block(_section(fmt.render(view.empty))))
     if view.may_act:
-        body.append(_Block(_context(fmt.escape(view.may_act))))
+        body.append(_Block(_context(fmt.render(view.may_act))))
     buttons = [-1]
     for study in view.studies:
         body += _study(study, buttons)

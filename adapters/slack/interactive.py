@@ -151,12 +151,13 @@ def _sections(escaped: str) -> list[dict[str, Any]]:
     return [SectionBlock(text=MarkdownTextObject(text=chunk or " ")).to_dict() for chunk in chunks]
 
 
-def private_blocks(text: str, actions: Sequence[Action]) -> list[dict[str, Any]]:
-    """A private reply with buttons: the (escaped) text, then the actions, 25 to a row, within 50 blocks.
+def private_blocks(mrkdwn: str, actions: Sequence[Action]) -> list[dict[str, Any]]:
+    """A private reply with buttons: its text (mrkdwn already rendered and escaped, ``format.render``), then the
+    actions, 25 to a row, within 50 blocks.
 
     Buttons that do not fit are left off; the text always says how to do the same by command.
     """
-    blocks = _sections(fmt.escape(text))[: MAX_BLOCKS - 1]
+    blocks = _sections(mrkdwn)[: MAX_BLOCKS - 1]
     room = (MAX_BLOCKS - len(blocks)) * MAX_BUTTONS
     buttons = [
         ButtonElement(
@@ -325,13 +326,15 @@ def open_target(body: dict[str, Any], action: dict[str, Any]) -> FormTarget:
 
 
 def submitted_event(body: dict[str, Any], view: dict[str, Any]) -> tuple[InboundEvent | None, dict[str, str]]:
-    """A submitted form: the command to store, or the errors to show next to the fields."""
+    """A submitted form: the command to store, or the errors to show next to the fields (plain text: Slack does not
+    read mrkdwn there)."""
     target = FormTarget.from_json(str(view.get("private_metadata") or ""))
     filled = forms.fill(target.form, target.participant_id, form_values(view), now=clock.now())
     if filled.command is None:
-        if set(filled.errors) - set(forms.FIELDS[target.form]):
-            raise BadInteraction("; ".join(filled.errors.values()))
-        return None, filled.errors
+        errors = {name: fmt.wording(problem) for name, problem in filled.errors.items()}
+        if set(errors) - set(forms.FIELDS[target.form]):
+            raise BadInteraction("; ".join(errors.values()))
+        return None, errors
     view_id = view.get("id")
     if not isinstance(view_id, str) or not view_id:
         raise BadInteraction("view_submission without a view id")

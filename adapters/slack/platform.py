@@ -40,6 +40,7 @@ from adapters.slack.pacing import SlackPacer
 from core.domain import Action, ChatUser, PostedMessage
 from core.errors import TemporaryFailure
 from core.home import HomeView
+from core.message import Text
 from core.ports import ThreadRoot
 
 log = logging.getLogger(__name__)
@@ -208,17 +209,18 @@ class SlackPlatform:
         assert first is not None
         return first
 
-    async def post_notice(self, channel: str, text: str, *, key: str, thread_ts: str | None = None) -> PostedMessage:
-        """Post the bot's own plain-text notice (escaped) in the channel or a thread."""
-        return await self._post(channel, key, text=fmt.escape(text), thread_ts=thread_ts)
+    async def post_notice(self, channel: str, text: Text, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+        """Post the bot's own notice (rendered as escaped mrkdwn) in the channel or a thread."""
+        return await self._post(channel, key, text=fmt.render(text), thread_ts=thread_ts)
 
     async def post_private(
-        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         """Tell ``user_id`` something only they see (``chat.postEphemeral``); ``actions`` as buttons under it."""
-        args: dict[str, Any] = {"channel": channel, "user": user_id, "text": fmt.escape(text)}
+        mrkdwn = fmt.render(text)
+        args: dict[str, Any] = {"channel": channel, "user": user_id, "text": mrkdwn}
         if actions:
-            args["blocks"] = interactive.private_blocks(text, actions)
+            args["blocks"] = interactive.private_blocks(mrkdwn, actions)
         if thread_ts is not None:
             args["thread_ts"] = thread_ts
         await self._guard("chat.postEphemeral", self._client.chat_postEphemeral(**args))

@@ -1,7 +1,9 @@
 """Teams text in both directions, and the thread root as an Adaptive Card.
 
-Outgoing messages are sent with ``textFormat: "xml"`` (Teams' HTML subset). Text from outside (participants,
-Rally names) is HTML-escaped, so ``<at>...</at>`` cannot mention anyone, ``<a href>`` cannot disguise a link and
+Outgoing messages are sent with ``textFormat: "xml"`` (Teams' HTML subset). The bridge's own words
+(``core.message.Text``) are rendered by :func:`render`: commands as ``@<bot name> <words>``, "Teams" for the
+platform's name, no home-only clauses (Teams has no home). Every part, and all text from outside (participants,
+Rally names), is HTML-escaped, so ``<at>...</at>`` cannot mention anyone, ``<a href>`` cannot disguise a link and
 no markup reaches the channel; newlines become ``<br>``. Adaptive Card text blocks render a Markdown subset,
 so outside text placed in a card is also Markdown-escaped.
 
@@ -14,7 +16,10 @@ from __future__ import annotations
 import html
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
+
+from core.message import EMAIL_ACCESS, Dialect, Text
 
 _MENTION = re.compile(r"<at[^<>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 _LINK = re.compile(r"<a\s[^<>]*?href\s*=\s*(\"[^\"]*\"|'[^']*')[^<>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
@@ -77,22 +82,26 @@ def command_text(text: str, mention_texts: list[str]) -> str:
     return to_plain_text(text)
 
 
-_WORDING = (
-    ("/rally ", "@{bot} "),
-    ("with the same email as in Slack", "with the same email as in Teams"),
-    ("in Slack, so I can't match you", "in Teams, so I can't match you"),
-    (
-        "Ask a workspace admin to make sure the app has the users:read.email scope.",
-        "Ask a Teams admin to make sure your account has an email or user principal name.",
-    ),
-)
+@lru_cache(maxsize=8)
+def dialect(bot_name: str) -> Dialect:
+    """How Teams says the core's inline elements: a command is the same words after an @mention of the bot; no home
+    surface, so home-only clauses are left out."""
+    return Dialect(
+        command=f"@{bot_name} ",
+        chat_name="Teams",
+        home=False,
+        hints={EMAIL_ACCESS: "Ask a Teams admin to make sure your account has an email or user principal name."},
+    )
 
 
-def teams_wording(text: str, bot_name: str) -> str:
-    """The core's sentences name Slack's ``/rally`` command; in Teams the same words follow an @mention."""
-    for old, new in _WORDING:
-        text = text.replace(old, new.format(bot=bot_name))
-    return text
+def wording(text: Text, bot_name: str) -> str:
+    """The bridge's words as Teams says them, unescaped (for an Adaptive Card, which escapes its own way)."""
+    return text.render(dialect(bot_name))
+
+
+def render(text: Text, bot_name: str) -> str:
+    """The bridge's words for a Teams ``xml`` message: as :func:`wording` says them, each part :func:`escape`-d."""
+    return text.render(dialect(bot_name), escape)
 
 
 def format_session_time(when: datetime) -> str:

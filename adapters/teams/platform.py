@@ -28,6 +28,7 @@ from adapters.teams import format as fmt
 from adapters.teams.connector import ConnectorClient
 from core.domain import Action, ChatUser, PostedMessage
 from core.errors import NotFound, PermanentFailure
+from core.message import Text
 from core.ports import ThreadRoot
 from storage.teams import SENT, ConversationContext, TeamsStore
 
@@ -122,9 +123,9 @@ class TeamsPlatform:
         text = f"<b>{fmt.escape(author_name)}</b> (participant):<br>{fmt.escape(body)}"
         return await self._reply(channel, thread_ts, self._message(context, text), key=key)
 
-    async def post_notice(self, channel: str, text: str, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+    async def post_notice(self, channel: str, text: Text, *, key: str, thread_ts: str | None = None) -> PostedMessage:
         context = await self._channel(channel)
-        activity = self._message(context, fmt.escape(fmt.teams_wording(text, self.bot_name)))
+        activity = self._message(context, fmt.render(text, self.bot_name))
         if thread_ts is None:
             return await self._new_post(channel, activity, key=key)
         return await self._reply(channel, thread_ts, activity, key=key)
@@ -157,14 +158,14 @@ class TeamsPlatform:
         return conversation_id
 
     async def post_private(
-        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         """A personal 1:1 message to ``user_id`` (Teams has no ephemeral messages); see the module docstring.
         With ``actions`` it is an Adaptive Card with one ``Action.Submit`` per action (see ``fmt.private_card``)."""
         personal = await self.store.conversation(f"personal:{user_id}")
         context = personal or await self._channel(channel)
-        wording = fmt.teams_wording(text, self.bot_name)
-        body = fmt.escape(wording)
+        wording = fmt.wording(text, self.bot_name)
+        body = fmt.render(text, self.bot_name)
         extra: dict[str, Any] = {}
         if actions:
             buttons = [(a.label, a.command, a.style) for a in actions]

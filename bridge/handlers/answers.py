@@ -6,24 +6,25 @@ from __future__ import annotations
 from bridge import outbox
 from bridge.apply import Answer, Apply
 from core.events import CommandIssued
+from core.message import Text
 from core.store import UnitOfWork
 
 
 def private_answer(event: CommandIssued) -> Answer:
     """An :data:`Answer` that tells the asker privately, in the channel of the command."""
 
-    async def answer(uow: UnitOfWork, text: str) -> None:
+    async def answer(uow: UnitOfWork, text: Text) -> None:
         await outbox.private(uow, event.platform, event.key, event.channel, event.user_id, text)
 
     return answer
 
 
-def reply(event: CommandIssued, text: str) -> Apply:
+def reply(event: CommandIssued, text: Text) -> Apply:
     """Tell the asker ``text`` privately, in the channel of the command."""
     return say(private_answer(event), text)
 
 
-def say(answer: Answer, text: str) -> Apply:
+def say(answer: Answer, text: Text) -> Apply:
     """An :data:`Apply` that gives ``text`` as ``answer``."""
 
     async def apply(uow: UnitOfWork) -> None:

@@ -11,7 +11,9 @@ from bridge.apply import Apply, nothing
 from bridge.services import Services
 from core import clock, texts
 from core.domain import Direction
+from core.errors import TemporaryFailure
 from core.events import ChatMessageChanged, ChatMessagePosted
+from core.message import Text
 from core.records import MessageState
 from core.store import UnitOfWork
 
@@ -28,6 +30,11 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
     async with services.store.transaction() as uow:
         thread = await uow.threads.by_root(event.platform, event.channel, root_id)
         link = await uow.links.for_study(thread.study_id) if thread else None
+        # A root being posted right now has no id recorded yet (its outcome commits just after the post): a reply
+        # may already be in that thread, so look again shortly instead of dropping it.
+        rooting = thread is None and await _root_being_posted(uow, event.platform, event.channel)
+    if rooting:
+        raise TemporaryFailure("a participant thread of this channel is still being opened")
     if thread is None or link is None:
         log.debug("reply in a thread that is not a participant thread; ignored")
         return nothing
@@ -36,7 +43,7 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
     if text.lstrip().startswith(services.internal_note_marker):
         log.debug("internal note kept in the thread")
         return nothing
-    notices: list[str] = [texts.files_not_relayed()] if event.has_files else []
+    notices: list[Text] = [texts.files_not_relayed()] if event.has_files else []
     if not text.strip():
         if not notices:
             notices.append(texts.empty_message())
@@ -84,8 +91,15 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
     return apply
 
 
+async def _root_being_posted(uow: UnitOfWork, platform: str, channel: str) -> bool:
+    for thread_id in await uow.threads.without_root(platform, channel):
+        if await uow.outbox.working_in_lane(outbox.thread_lane(thread_id)):  # the root is the lane's first row
+            return True
+    return False
+
+
 def _private_notices(
-    platform: str, key: str, channel: str, user_id: str, root_id: str | None, notices: list[str]
+    platform: str, key: str, channel: str, user_id: str, root_id: str | None, notices: list[Text]
 ) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
         for index, notice in enumerate(notices):

@@ -9,6 +9,7 @@ from bridge.services import Services
 from core import texts
 from core.commands import Command, registry
 from core.events import CommandIssued
+from core.message import home_only, text
 from core.records import QueueStatus
 from core.store import UnitOfWork
 
@@ -16,7 +17,9 @@ from core.store import UnitOfWork
 @registry.command(
     "retry",
     usage="<id>",
-    summary="send a reply that Respondent refused again, once the cause is fixed (the id is on the Home tab)",
+    summary=text(
+        "send a reply that Respondent refused again, once the cause is fixed", home_only(" (the id is on the Home tab)")
+    ),
     on_home=True,
 )
 async def retry(services: Services, command: Command, event: CommandIssued) -> Apply:

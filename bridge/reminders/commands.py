@@ -21,6 +21,7 @@ from core import clock, texts
 from core.commands import Command, registry
 from core.domain import Action, ChatUser, Direction
 from core.events import CommandIssued
+from core.message import Text, cmd, text
 from core.names import words_of
 from core.permissions import may_act_for_study
 from core.records import OPEN_REMINDER, NewReminder, ReminderKind, ReminderStatus
@@ -88,7 +89,7 @@ async def reminders(services: Services, command: Command, event: CommandIssued) 
 @registry.command(
     "cancel",
     usage="<id>",
-    summary="cancel a scheduled message (the id is in /rally reminders)",
+    summary=text("cancel a scheduled message (the id is in ", cmd("reminders"), ")"),
     on_home=True,
 )
 async def cancel(services: Services, command: Command, event: CommandIssued) -> Apply:
@@ -147,20 +148,20 @@ def _row(
     )
 
 
-def _schedule(asker: Asker, row: NewReminder, name: str, note: str) -> Apply:
+def _schedule(asker: Asker, row: NewReminder, name: str, note: Text) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
         added = await uow.reminders.add(row)
         if added is None:
             return  # the same command handled again: scheduled once already
         moment = format_moment(added.due_at, added.tz)
-        text = texts.reminder_set(added.kind, name, moment, added.id, added.body, note)
-        await outbox.private(uow, asker.platform, asker.key, asker.channel, asker.user_id, text)
+        said = texts.reminder_set(added.kind, name, moment, added.id, added.body, note)
+        await outbox.private(uow, asker.platform, asker.key, asker.channel, asker.user_id, said)
 
     return apply
 
 
-def _zone_note(user: ChatUser) -> str:
-    return "" if user.tz else texts.no_tz_note()
+def _zone_note(user: ChatUser) -> Text:
+    return Text() if user.tz else texts.no_tz_note()
 
 
 def _remind(asker: Asker, target: Target, now: datetime) -> Apply:
@@ -170,7 +171,7 @@ def _remind(asker: Asker, target: Target, now: datetime) -> Apply:
             [w for w, _, _ in words], now=now, tz=target.user.tz, session_starts_at=target.session_starts_at
         )
     except WhenError as exc:
-        return asker.reply(f"{exc}\n{texts.reminder_usage('remind')}")
+        return asker.reply(text(str(exc), "\n", texts.reminder_usage("remind")))
     message = message_part(target.rest[words[when.consumed - 1][2] :])
     session = texts.format_session(target.session_starts_at)
     body = message or texts.default_reminder(target.link.study_name, session)
@@ -221,8 +222,8 @@ def _reschedule(asker: Asker, target: Target, now: datetime) -> Apply:
         if added is None:
             return
         await queue_now(uow, added)
-        text = texts.scheduling_link_queued(target.thread.display_name)
-        await outbox.private(uow, asker.platform, asker.key, asker.channel, asker.user_id, text)
+        said = texts.scheduling_link_queued(target.thread.display_name)
+        await outbox.private(uow, asker.platform, asker.key, asker.channel, asker.user_id, said)
 
     return apply
 
@@ -239,8 +240,8 @@ async def _status(services: Services, asker: Asker, rest: str, now: datetime) ->
             return asker.reply(texts.no_participants_here())
     user = await who(services, asker)
     async with services.store.transaction() as uow:
-        text = await view.status(uow, threads, links, user.tz)
-    return asker.reply(text)
+        shown = await view.status(uow, threads, links, user.tz)
+    return asker.reply(shown)
 
 
 async def _list(services: Services, asker: Asker, now: datetime) -> Apply:

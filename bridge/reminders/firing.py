@@ -21,6 +21,7 @@ from core import clock, texts
 from core.domain import AuthorType, Direction, Source
 from core.errors import NotFound
 from core.events import ReminderDue, lane_for, reminder_due
+from core.message import Text
 from core.permissions import may_act_for_study
 from core.records import OPEN_REMINDER, MessageState, Reminder, ReminderKind, ReminderStatus, Thread
 from core.store import UnitOfWork
@@ -122,7 +123,7 @@ def _end(
     thread: Thread,
     status: str,
     outcome: str,
-    text: str,
+    text: Text,
     *,
     in_channel: bool = False,
     key: str | None = None,

@@ -17,6 +17,7 @@ from core import texts
 from core.domain import Action, ChatUser, Participant
 from core.errors import NotFound
 from core.events import CommandIssued
+from core.message import Text
 from core.names import Candidate, resolve
 from core.records import Link, Thread
 from core.store import UnitOfWork
@@ -36,7 +37,7 @@ class Asker:
     def of(cls, event: CommandIssued) -> Asker:
         return cls(event.platform, event.channel, event.user_id, event.key, event.tz)
 
-    def reply(self, text: str, actions: Sequence[Action] = ()) -> Apply:
+    def reply(self, text: Text, actions: Sequence[Action] = ()) -> Apply:
         async def apply(uow: UnitOfWork) -> None:
             await outbox.private(uow, self.platform, self.key, self.channel, self.user_id, text, actions=actions)
 

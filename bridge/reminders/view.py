@@ -1,8 +1,11 @@
-"""What ``status`` and ``reminders`` show: plain text, times in the reader's zone and in UTC."""
+"""What ``status`` and ``reminders`` show: a ``Text`` (the command hints in it are ``Cmd``s), times in the reader's
+zone and in UTC."""
 
 from __future__ import annotations
 
+from core import texts
 from core.domain import Direction
+from core.message import Text, join
 from core.records import Link, Message, Reminder, ReminderKind, Thread
 from core.store import UnitOfWork
 from core.when import format_moment
@@ -28,11 +31,10 @@ def reminder_line(row: Reminder, name: str, tz: str | None) -> str:
     )
 
 
-def pending_list(rows: list[Reminder], names: dict[int, str], tz: str | None) -> str:
+def pending_list(rows: list[Reminder], names: dict[int, str], tz: str | None) -> Text:
     lines = ["Scheduled for participants in this channel:"]
     lines += [f"• {reminder_line(row, names.get(row.thread_id, row.participant_id), tz)}" for row in rows]
-    lines.append("Cancel one with its button or /rally cancel <id>.")
-    return "\n".join(lines)
+    return join("\n", [*lines, texts.pending_list_outro()])
 
 
 def _message_line(label: str, message: Message | None, tz: str | None) -> str:
@@ -46,11 +48,11 @@ def _message_line(label: str, message: Message | None, tz: str | None) -> str:
     return f"{label}: {format_moment(message.sent_at, tz)}{state}"
 
 
-async def status(uow: UnitOfWork, threads: list[Thread], links: dict[str, Link], tz: str | None) -> str:
+async def status(uow: UnitOfWork, threads: list[Thread], links: dict[str, Link], tz: str | None) -> Text:
     """Per participant: session, last message each way with its delivery state, what is scheduled."""
     shown = threads[:MAX_THREADS]
     pending = await uow.reminders.open_for_threads([t.id for t in shown])
-    blocks = []
+    blocks: list[str | Text] = []
     for thread in shown:
         study = links[thread.study_id].study_name if thread.study_id in links else thread.study_id
         lines = [
@@ -69,5 +71,5 @@ async def status(uow: UnitOfWork, threads: list[Thread], links: dict[str, Link],
             lines.append("  Scheduled: nothing")
         blocks.append("\n".join(lines))
     if len(threads) > MAX_THREADS:
-        blocks.append(f"…and {len(threads) - MAX_THREADS} more; ask for one: /rally status <participant>.")
-    return "\n\n".join(blocks)
+        blocks.append(texts.status_more(len(threads) - MAX_THREADS))
+    return join("\n\n", blocks)

@@ -18,6 +18,7 @@ from core.home import (
     PendingReminder,
     StudyHome,
 )
+from core.message import CHAT, Text, cmd, text
 from sandbox.slack.interactions import home_view_problem
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
@@ -70,12 +71,12 @@ def _view(studies: tuple[StudyHome, ...], closed: tuple[ClosedStudy, ...] = (), 
     return HomeView(
         viewer_name="Ana Ortiz",
         built_at=NOW,
-        status=status,
-        may_act="You may message these participants.",
+        status=text(status) if status is not None else None,
+        may_act=text("You may message these participants."),
         studies=studies,
         closed=closed,
-        closed_intro="Bridged in this workspace, but you may not act for them:" if closed else "",
-        help=("Reply in a thread.", "/rally help lists everything."),
+        closed_intro=text("Bridged in this workspace, but you may not act for them:") if closed else Text(),
+        help=(text("Reply in a thread."), text(cmd("help"), " lists everything.")),
     )
 
 
@@ -97,14 +98,14 @@ def test_a_small_home_shows_everything_with_one_button_per_failure_and_reminder(
     assert [b["value"] for b in buttons] == ["retry 100", "retry 101", "cancel 1000"]  # type: ignore[index]
     assert len({b["action_id"] for b in buttons}) == 3  # type: ignore[index]
     text = "\n".join(_texts(blocks))
-    assert ":information_source: Sending #100 again." in text
+    assert ":information_source: Sending #100 again." in text and "• /rally help lists everything." in text
     assert "*Person 0.* · opted out · from them: <!date^" in text and "to them: nothing yet" in text
     assert "(delivered, Ana Ortiz)" in text and "…and" not in text
 
 
 def test_a_home_over_100_blocks_is_cut_with_one_line_counting_what_is_left_out() -> None:
     studies = tuple(_study(n, participants=60, failed=20, reminders=20, more=7) for n in range(1, 4))
-    closed = tuple(ClosedStudy(f"st_x{i}", f"Other {i}", "C0OTHER", "You're not on the team.") for i in range(5))
+    closed = tuple(ClosedStudy(f"st_x{i}", f"Other {i}", "C0OTHER", text("You're not on the team.")) for i in range(5))
     view = _view(studies, closed)
     blocks = home_blocks(view)
     assert len(blocks) == MAX_HOME_BLOCKS and not home_view_problem(home_view(view))
@@ -129,20 +130,30 @@ def test_long_and_hostile_text_stays_inert_and_within_limits() -> None:
         hostile,
         "C0STUDY",
         participants=(ParticipantLine(hostile[:200], "pa_1", False, None, None),),
-        failed=(FailedDelivery(5, hostile[:200], hostile, None, hostile[:200], hostile[:80], None, "opted out"),),
+        failed=(FailedDelivery(5, hostile[:200], hostile, None, hostile[:200], hostile[:80], None, text(hostile)),),
     )
     view = _view((study,), status=hostile)
     blocks = home_blocks(view)
     assert not home_view_problem(home_view(view))
-    for text in _texts(blocks):
-        assert len(text) <= 3000
-        assert not {x for x in re.findall(r"<([^<>]*)>", text) if not x.startswith(("!date^", "#C0STUDY"))}
+    for shown in _texts(blocks):
+        assert len(shown) <= 3000
+        assert not {x for x in re.findall(r"<([^<>]*)>", shown) if not x.startswith(("!date^", "#C0STUDY"))}
 
 
 def test_the_home_model_survives_the_outbox_as_json() -> None:
     view = _view(
         (_study(1, participants=2, failed=1, reminders=1, more=3),),
-        (ClosedStudy("st_2", "Other", "C0OTHER", "Not on the team."),),
+        (ClosedStudy("st_2", "Other", "C0OTHER", text("Not on the same email as in ", CHAT, ".")),),
         status="Done.",
     )
     assert HomeView.from_dict(json.loads(json.dumps(view.to_dict()))) == view
+
+
+def test_a_home_queued_when_its_sentences_were_strings_is_still_drawn() -> None:
+    """A ``chat.home`` row queued before texts had a structure carries plain strings: read as one part each."""
+    legacy = _view((_study(1, participants=1, failed=1, reminders=0),), status="Done <now>.").to_dict()
+    legacy.update(status="Done <now>.", may_act="You may.", closed_intro="", help=["Reply in a thread."])
+    view = HomeView.from_dict(json.loads(json.dumps(legacy)))
+    assert view.status == text("Done <now>.") and view.help == (text("Reply in a thread."),)
+    shown = "\n".join(_texts(home_blocks(view)))
+    assert ":information_source: Done &lt;now&gt;." in shown and "You may." in shown

@@ -18,6 +18,7 @@ from adapters.slack.format import escape, format_session_time, split_text
 from adapters.slack.platform import SlackPlatform, build_client
 from core.domain import ChatUser
 from core.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
+from core.message import text
 from core.ports import ChatPlatform, ThreadRoot
 from sandbox.slack import SlackSandbox
 
@@ -145,7 +146,7 @@ async def test_find_post_after_hung_post(sandbox: SlackSandbox) -> None:
 async def test_find_post_pages_through_history(sandbox: SlackSandbox) -> None:
     slack = SlackPlatform(client_for(sandbox), scan_limit=2, scan_pages=5)
     for i in range(5):
-        await slack.post_notice(CH, f"notice {i}", key=f"n-{i}")
+        await slack.post_notice(CH, text(f"notice {i}"), key=f"n-{i}")
     first = await slack.find_post(CH, "n-0")
     assert first is not None and first.ts == sandbox.messages(CH)[0]["ts"]
     assert sandbox.calls("conversations.history") == 3
@@ -154,7 +155,7 @@ async def test_find_post_pages_through_history(sandbox: SlackSandbox) -> None:
 async def test_rate_limited_is_temporary_with_retry_after(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     sandbox.rate_limit_next(1, retry_after=7, method="chat.postMessage")
     with pytest.raises(TemporaryFailure) as info:
-        await slack.post_notice(CH, "hello", key="n-1")
+        await slack.post_notice(CH, text("hello"), key="n-1")
     assert not isinstance(info.value, UnknownOutcome)
     assert info.value.retry_after == 7
     assert sandbox.calls("chat.postMessage") == 1  # no hidden SDK retry
@@ -164,21 +165,21 @@ async def test_rate_limited_is_temporary_with_retry_after(slack: SlackPlatform, 
 async def test_server_error_is_temporary(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     sandbox.fail_next(1, status=500)
     with pytest.raises(TemporaryFailure) as info:
-        await slack.post_notice(CH, "hello", key="n-1")
+        await slack.post_notice(CH, text("hello"), key="n-1")
     assert not isinstance(info.value, UnknownOutcome)
     assert info.value.retry_after is None
 
 
 async def test_slack_errors_are_permanent(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     with pytest.raises(PermanentFailure) as info:
-        await slack.post_notice("C0MISSING", "hello", key="n-1")
+        await slack.post_notice("C0MISSING", text("hello"), key="n-1")
     assert isinstance(info.value, NotFound) and "channel" in info.value.reason
     sandbox.fail_next(1, status=200, error="is_archived")
     with pytest.raises(PermanentFailure, match="archived"):
-        await slack.post_notice(CH, "hello", key="n-2")
+        await slack.post_notice(CH, text("hello"), key="n-2")
     bad = SlackPlatform(client_for(sandbox, token="xoxb-wrong"))
     with pytest.raises(PermanentFailure, match="token is invalid"):
-        await bad.post_notice(CH, "hello", key="n-3")
+        await bad.post_notice(CH, text("hello"), key="n-3")
 
 
 async def test_connection_refused_is_temporary(sandbox: SlackSandbox) -> None:
@@ -186,7 +187,7 @@ async def test_connection_refused_is_temporary(sandbox: SlackSandbox) -> None:
     await sandbox.stop()
     slack = SlackPlatform(build_client("xoxb-x", base_url=f"{url}/api/"))
     with pytest.raises(TemporaryFailure) as info:
-        await slack.post_notice(CH, "hello", key="n-1")
+        await slack.post_notice(CH, text("hello"), key="n-1")
     assert not isinstance(info.value, UnknownOutcome)
 
 
@@ -198,7 +199,7 @@ async def test_sdk_default_retry_handlers_are_removed(sandbox: SlackSandbox) -> 
 
 
 async def test_reaction_already_reacted_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
-    posted = await slack.post_notice(CH, "hello", key="n-1")
+    posted = await slack.post_notice(CH, text("hello"), key="n-1")
     await slack.add_reaction(CH, posted.ts, "white_check_mark")
     await slack.add_reaction(CH, posted.ts, ":white_check_mark:")
     assert sandbox.reactions(CH, posted.ts) == {"white_check_mark"}
@@ -208,7 +209,7 @@ async def test_reaction_already_reacted_is_success(slack: SlackPlatform, sandbox
 
 
 async def test_removing_a_reaction_that_is_not_there_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
-    posted = await slack.post_notice(CH, "hello", key="n-2")
+    posted = await slack.post_notice(CH, text("hello"), key="n-2")
     await slack.add_reaction(CH, posted.ts, "hourglass_flowing_sand")
     await slack.remove_reaction(CH, posted.ts, ":hourglass_flowing_sand:")
     assert sandbox.reactions(CH, posted.ts) == set()
@@ -230,7 +231,7 @@ async def test_to_plain_text_resolves_users_once(slack: SlackPlatform, sandbox: 
 
 
 async def test_post_private_is_ephemeral(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
-    await slack.post_private(CH, "U123", "Could not relay <that>", thread_ts="1.000001")
+    await slack.post_private(CH, "U123", text("Could not relay <that>"), thread_ts="1.000001")
     [eph] = sandbox.ephemerals
     assert eph["user"] == "U123" and eph["channel"] == CH and eph["thread_ts"] == "1.000001"
     assert eph["text"] == "Could not relay &lt;that&gt;"
@@ -245,11 +246,11 @@ async def test_per_channel_rate_limit_after_burst() -> None:
     try:
         slack = SlackPlatform(client_for(box))
         for i in range(3):
-            await slack.post_notice(CH, "hi", key=f"k{i}")
+            await slack.post_notice(CH, text("hi"), key=f"k{i}")
         with pytest.raises(TemporaryFailure) as info:
-            await slack.post_notice(CH, "hi", key="k3")
+            await slack.post_notice(CH, text("hi"), key="k3")
         assert info.value.retry_after is not None and info.value.retry_after >= 1
-        await slack.post_notice("C2", "other channel is fine", key="k4")
+        await slack.post_notice("C2", text("other channel is fine"), key="k4")
         assert [c.http_status for c in box.request_log] == [200, 200, 200, 429, 200]
         assert box.request_log[3].status == "ratelimited"
     finally:
@@ -260,7 +261,7 @@ async def test_sandbox_rejects_text_over_limit(sandbox: SlackSandbox) -> None:
     client = client_for(sandbox)
     slack = SlackPlatform(client, max_text_chars=50_000)
     with pytest.raises(PermanentFailure, match="longer"):
-        await slack.post_notice(CH, "a" * 45_000, key="big")
+        await slack.post_notice(CH, text("a" * 45_000), key="big")
 
 
 async def test_sandbox_events_are_signed_like_slack(sandbox: SlackSandbox) -> None:
@@ -336,7 +337,7 @@ async def test_sandbox_echo_edit_delete_and_files(
     sandbox: SlackSandbox, receiver: list[dict[str, Any]], slack: SlackPlatform
 ) -> None:
     sandbox.echo_bot_messages = True
-    posted = await slack.post_notice(CH, "bot says hi", key="n-1")
+    posted = await slack.post_notice(CH, text("bot says hi"), key="n-1")
     for _ in range(50):
         if receiver:
             break

@@ -119,6 +119,9 @@ class MemoryThreads:
     async def by_email(self, email: str) -> list[Thread]:
         return [t for t in self._all() if t.email == email.strip().casefold()]
 
+    async def without_root(self, platform: str, channel: str) -> list[int]:
+        return [t.id for t in self._all() if (t.platform, t.channel, t.root_id) == (platform, channel, None)]
+
     async def in_channel(self, platform: str, channel: str) -> list[Thread]:
         active = {link.study_id for link in self.s.links.values() if link.active}
         found = [t for t in self._all() if (t.platform, t.channel) == (platform, channel) and t.study_id in active]

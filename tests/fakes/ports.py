@@ -19,6 +19,7 @@ from core.domain import (
     TeamMember,
 )
 from core.errors import NotFound
+from core.message import Text
 from core.ports import ThreadRoot
 
 
@@ -99,14 +100,14 @@ class FakeChat:
         self.posts.append((channel, thread_ts, body))
         return PostedMessage(channel, f"{len(self.posts)}.000")
 
-    async def post_notice(self, channel: str, text: str, *, key: str, thread_ts: str | None = None) -> PostedMessage:
-        self.posts.append((channel, thread_ts, text))
+    async def post_notice(self, channel: str, text: Text, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+        self.posts.append((channel, thread_ts, text.plain()))
         return PostedMessage(channel, f"{len(self.posts)}.000")
 
     async def post_private(
-        self, channel: str, user_id: str, text: str, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
-        self.privates.append((channel, user_id, text))
+        self.privates.append((channel, user_id, text.plain()))
 
     async def add_reaction(self, channel: str, ts: str, name: str) -> None:
         return None

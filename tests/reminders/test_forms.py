@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import format as slack_fmt
 from adapters.slack import interactive
 from adapters.slack.platform import SlackPlatform
 from adapters.teams import format as teams_fmt
 from bridge.reminders.commands import message_part
-from core import forms
+from core import forms, message
 from core.commands import parse_command
 from core.domain import Action
 from sandbox.slack import SlackSandbox
@@ -60,7 +61,7 @@ def test_what_a_form_refuses_is_said_next_to_the_field(
     form: str, values: dict[str, str | None], field: str, part: str
 ) -> None:
     filled = forms.fill(form, "pa_9", values, now=NOW)
-    assert filled.command is None and part in filled.errors[field]
+    assert filled.command is None and part in filled.errors[field].plain()
 
 
 def test_a_form_must_name_one_participant_and_be_known() -> None:
@@ -77,7 +78,7 @@ def test_the_separator_only_separates() -> None:
 def test_slack_buttons_stay_within_block_kit_limits() -> None:
     text = "\n".join(f"• #{i} reminder for <Jordan> & co " + "x" * 90 for i in range(100))
     actions = [Action(f"Cancel #{i} " + "y" * 80, f"cancel {i}", "danger") for i in range(1300)]
-    blocks = interactive.private_blocks(text, actions)
+    blocks = interactive.private_blocks(slack_fmt.render(message.text(text)), actions)
     assert len(blocks) == 50
     sections = [b for b in blocks if b["type"] == "section"]
     assert all(len(b["text"]["text"]) <= 3000 for b in sections)
@@ -133,7 +134,8 @@ async def test_slack_accepts_a_private_reply_with_many_buttons(sandbox: SlackSan
     client = AsyncWebClient(token=sandbox.token, base_url=f"{sandbox.base_url}/api/", retry_handlers=[])
     platform = SlackPlatform(client)
     actions = [Action(f"Cancel #{i}", f"cancel {i}", "danger") for i in range(60)]
-    await platform.post_private("C1", "U1", "Scheduled:\n" + "\n".join(f"#{i}" for i in range(60)), actions=actions)
+    scheduled = message.text("Scheduled:\n" + "\n".join(f"#{i}" for i in range(60)))
+    await platform.post_private("C1", "U1", scheduled, actions=actions)
     (sent,) = sandbox.ephemerals
     rows = [b for b in sent["blocks"] if b["type"] == "actions"]
     assert [len(r["elements"]) for r in rows] == [25, 25, 10]

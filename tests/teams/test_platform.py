@@ -11,6 +11,7 @@ from adapters.teams.connector import ConnectorClient
 from adapters.teams.pacing import ThreadPacer
 from adapters.teams.platform import TeamsPlatform
 from core.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
+from core.message import text
 from core.ports import ThreadRoot
 from sandbox.teams.connector import TeamsConnectorSandbox
 from storage.db import Database
@@ -95,7 +96,7 @@ async def test_connector_errors_map_to_the_cores_errors(rig: Rig, status: int, e
     else:
         rig.connector.fail_next(1, status=status, path_contains="/activities")
     with pytest.raises(error) as raised:
-        await rig.platform.post_notice(CHANNEL, "note", key="n1", thread_ts=root.ts)
+        await rig.platform.post_notice(CHANNEL, text("note"), key="n1", thread_ts=root.ts)
     assert type(raised.value) is error
     if status == 429:
         assert isinstance(raised.value, TemporaryFailure) and raised.value.retry_after == 3
@@ -109,12 +110,12 @@ async def test_lookup_user_reads_the_roster_email_or_upn(rig: Rig) -> None:
 
 
 async def test_private_notes_go_to_a_personal_chat_or_fall_back_to_a_mention(rig: Rig) -> None:
-    await rig.platform.post_private(CHANNEL, "29:ana", "only for Ana <b>")
+    await rig.platform.post_private(CHANNEL, "29:ana", text("only for Ana <b>"))
     assert rig.connector.personal_messages("29:ana") == ["only for Ana &lt;b&gt;"]
-    await rig.platform.post_private(CHANNEL, "29:ana", "again")
+    await rig.platform.post_private(CHANNEL, "29:ana", text("again"))
     assert len(rig.connector.personal_messages("29:ana")) == 2  # the personal chat is reused
     # Teams refuses a personal chat with someone outside the roster: told in the channel, with a mention.
-    await rig.platform.post_private(CHANNEL, "29:stranger", "you may not")
+    await rig.platform.post_private(CHANNEL, "29:stranger", text("you may not"))
     (post,) = rig.connector.roots(CHANNEL)
     assert "couldn't message you privately" in post["text"] and post["entities"][0]["mentioned"]["id"] == "29:stranger"
 

@@ -16,7 +16,9 @@ from adapters.teams import format as fmt
 from adapters.teams.inbound import event_of, split_conversation_id
 from adapters.teams.package import TEAMS_DIR, PackageError, write_package
 from adapters.teams.setup import teams_problems
+from core import texts
 from core.events import EventKind
+from core.message import cmd, text
 from playground.world import free_port
 from tests.integration.test_cli import _valid_env, run
 
@@ -52,8 +54,11 @@ def test_researcher_text_becomes_plain_text(teams: str, plain: str) -> None:
 
 
 def test_core_wording_is_addressed_the_teams_way() -> None:
-    assert fmt.teams_wording("• /rally link <studyId>: ...", "Rally Bridge") == "• @Rally Bridge link <studyId>: ..."
-    assert "as in Teams" in fmt.teams_wording("with the same email as in Slack.", "Rally Bridge")
+    line = text("• ", cmd("link <studyId>"), ": ...")
+    assert fmt.render(line, "Rally Bridge") == "• @Rally Bridge link &lt;studyId&gt;: ..."
+    assert fmt.wording(line, "Rally Bridge") == "• @Rally Bridge link <studyId>: ..."
+    assert "as in Teams." in fmt.wording(texts.not_on_team("Study"), "Rally Bridge")
+    assert "Home tab" not in fmt.wording(texts.retry_not_found("3"), "Rally Bridge")
 
 
 def test_root_card_carries_the_slack_roots_facts() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from core import events
 from core.domain import Conversation, RespondentMessage
+from core.errors import TemporaryFailure
 from tests.fakes.bridge import CHANNEL, NOW, PROJECT, STUDY, Bridge, participant, researcher, study
 
 
@@ -252,3 +253,31 @@ async def test_retry_of_something_that_is_not_a_failed_delivery_says_so(bridge: 
 
     (answer,) = bridge.private_texts()
     assert "999" in answer
+
+
+async def test_a_reply_that_races_its_threads_root_is_looked_at_again_not_dropped(bridge: Bridge) -> None:
+    """Slack shows the root before the bridge has recorded its id: a reply in that moment waits, then is relayed."""
+    await linked(bridge)
+    async with bridge.store.transaction() as uow:
+        (root_row,) = [
+            r for r in await uow.outbox.claim(owner="w", lease=timedelta(minutes=1), limit=10) if r.kind == "chat.root"
+        ]
+
+    with pytest.raises(TemporaryFailure):
+        await bridge.process(reply("Thursday then?", user="U_OWNER"))
+    assert bridge.outbox("respondent.send") == []
+
+    (thread,) = bridge.store.state.threads.values()
+    async with bridge.store.transaction() as uow:
+        await uow.threads.set_root(thread.id, "100.000")
+        await uow.outbox.finish(root_row.id, "w")
+    await bridge.process_due()
+    assert [p["body"] for p in bridge.outbox("respondent.send")] == ["Thursday then?"]
+
+
+async def test_a_reply_in_a_thread_that_is_not_a_participants_is_ignored(bridge: Bridge) -> None:
+    await _thread_with_root(bridge)
+
+    await bridge.process(reply("lunch?", user="U_OWNER", root="555.000"))
+
+    assert bridge.outbox("respondent.send") == [] and bridge.private_texts() == []
