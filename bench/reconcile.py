@@ -413,8 +413,8 @@ conversations once for all the threads it opened.
 
 Each study is reconciled at its own moment of the interval (a stable hash of its id; `bridge/reconcile_schedule.py`),
 the tick looking every interval/60 (1-10 s), so a cycle never reads every study at once and replicas share each
-study's cycle key. Rate limits: neither Respondent nor Rally documents any (both marked UNDOCUMENTED in
-`/work/shared/contracts/`). The budget the bridge keeps to: on average 2 x studies / interval requests to each API
+study's cycle key. Rate limits: neither Respondent nor Rally documents any (both marked UNDOCUMENTED in the API
+contracts the adapters follow). The budget the bridge keeps to: on average 2 x studies / interval requests to each API
 (at the default {DEFAULT_INTERVAL:.0f} s and {largest[1]} studies: {per_api:.1f} req/s each), in bursts of one tick's
 studies; a 429 is honoured through `Retry-After` (the reconcile row waits and retries).
 """
