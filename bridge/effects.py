@@ -16,7 +16,7 @@ from bridge.apply import Apply, nothing
 from bridge.outbox import Effect
 from bridge.services import Services
 from core import texts
-from core.domain import ArchiveEntry, AuthorType, Direction, PostedMessage, RespondentMessage, Source
+from core.domain import ArchiveEntry, AuthorType, Direction, Mark, PostedMessage, RespondentMessage, Source
 from core.errors import PermanentFailure, UnknownOutcome
 from core.home import HomeView
 from core.message import Text
@@ -25,10 +25,6 @@ from core.records import QueuedRow, Thread
 from core.store import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-DELIVERED_REACTION = "white_check_mark"
-FAILED_REACTION = outbox.FAILED_REACTION
-PENDING_REACTION = outbox.PENDING_REACTION
 
 
 async def _thread(services: Services, thread_id: int) -> Thread:
@@ -72,30 +68,30 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
             posted = await chat.post_participant_message(
                 thread.channel, root_id, p["author_name"], p["body"], key=item.key
             )
-        return _store_message_ts(p["message_id"], posted.ts)
+        return _store_message_post(p["message_id"], posted.post_id)
     if effect is Effect.NOTICE:
         in_thread: str | None = None  # the root of the participant's thread it goes under, if any
         if p.get("thread_id") is not None:
             in_thread = _require_root(await _thread(services, p["thread_id"]))
         chat = services.chat(p["platform"])
         if await _verified_post(chat, item, p["channel"], in_thread) is None:
-            await chat.post_notice(p["channel"], Text.from_json(p["text"]), key=item.key, thread_ts=in_thread)
+            await chat.post_notice(p["channel"], Text.from_json(p["text"]), key=item.key, root_id=in_thread)
         return nothing
     if effect is Effect.PRIVATE:
         buttons = {"actions": outbox.actions_of(p)} if p.get("actions") else {}
         try:
             await services.chat(p["platform"]).post_private(
-                p["channel"], p["user_id"], Text.from_json(p["text"]), thread_ts=p.get("thread_ts"), **buttons
+                p["channel"], p["user_id"], Text.from_json(p["text"]), root_id=outbox.private_root(p), **buttons
             )
         except UnknownOutcome:
             # Ephemeral messages cannot be looked up afterwards: at most once beats twice.
             log.info("private notice %s may not have arrived; not repeated", item.key)
         return nothing
     if effect is Effect.REACTION:
-        await services.chat(p["platform"]).add_reaction(p["channel"], p["ts"], p["name"])
+        await services.chat(p["platform"]).add_mark(p["channel"], *outbox.mark_of(p))
         return nothing
     if effect is Effect.UNREACTION:
-        await services.chat(p["platform"]).remove_reaction(p["channel"], p["ts"], p["name"])
+        await services.chat(p["platform"]).remove_mark(p["channel"], *outbox.mark_of(p))
         return nothing
     if effect is Effect.RELAY:
         return await _relay(services, item)
@@ -119,7 +115,7 @@ async def _verified_post(
     """After an unknown outcome, the post that the earlier attempt made, if it did."""
     if not item.needs_verify:
         return None
-    return await chat.find_post(channel, item.key, thread_ts=root_id)
+    return await chat.find_post(channel, item.key, root_id=root_id)
 
 
 async def _study_name(services: Services, study_id: str) -> str:
@@ -130,14 +126,14 @@ async def _study_name(services: Services, study_id: str) -> str:
 
 def _store_root(thread_id: int, posted: PostedMessage) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
-        await uow.threads.set_root(thread_id, posted.ts)
+        await uow.threads.set_root(thread_id, posted.post_id)
 
     return apply
 
 
-def _store_message_ts(message_id: int, ts: str) -> Apply:
+def _store_message_post(message_id: int, post_id: str) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
-        await uow.messages.set_state(message_id, state="mirrored", post_id=ts)
+        await uow.messages.set_state(message_id, state="mirrored", post_id=post_id)
 
     return apply
 
@@ -154,11 +150,11 @@ async def _relay(services: Services, item: QueuedRow) -> Apply:
     if sent is None:
         sent = await services.respondent.send_message(conversation_uid, p["body"])
     author = p["author"]
+    post_id = outbox.author_post(p)
     entry = ArchiveEntry(
         study_id=thread.study_id,
         participant_id=thread.participant_id,
-        external_id=author.get("external_id")
-        or f"{thread.platform}:{thread.workspace}:{thread.channel}:{author['platform_ts']}",
+        external_id=author.get("external_id") or f"{thread.platform}:{thread.workspace}:{thread.channel}:{post_id}",
         direction=Direction.TO_PARTICIPANT,
         body=p["body"],
         sent_at=sent.created_at or item.created_at,
@@ -177,18 +173,20 @@ async def _relay(services: Services, item: QueuedRow) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
         await uow.messages.set_state(message_id, state="delivered", respondent_uid=message_uid)
         await outbox.archive(uow, thread_id, entry)
-        if author.get("platform_ts"):  # scheduled sends have no researcher post to mark
-            await _settle_marks(uow, platform, channel, author["platform_ts"], DELIVERED_REACTION, round_)
+        if post_id:  # scheduled sends have no researcher post to mark
+            await _settle_marks(uow, platform, channel, post_id, Mark.DELIVERED, round_)
 
     return apply
 
 
-async def _settle_marks(uow: UnitOfWork, platform: str, channel: str, ts: str, final: str, round_: str = "") -> None:
+async def _settle_marks(
+    uow: UnitOfWork, platform: str, channel: str, post_id: str, final: Mark, round_: str = ""
+) -> None:
     """Replace the pending mark (if the reply ever showed one in this round) by ``final``; same lane, so in this
     order. ``round_``: ``outbox.delivery_round`` of the relay (a retried relay's marks are new ones)."""
-    if await uow.outbox.exists(outbox.reaction_key(platform, channel, ts, PENDING_REACTION, round_)):
-        await outbox.unreaction(uow, platform, channel, ts, PENDING_REACTION, round_)
-    await outbox.reaction(uow, platform, channel, ts, final, round_)
+    if await uow.outbox.exists(outbox.mark_key(platform, channel, post_id, Mark.PENDING, round_)):
+        await outbox.unmark(uow, platform, channel, post_id, Mark.PENDING, round_)
+    await outbox.mark(uow, platform, channel, post_id, final, round_)
 
 
 async def on_temporary_failure(services: Services, item: QueuedRow, reason: str) -> Apply | None:
@@ -198,19 +196,19 @@ async def on_temporary_failure(services: Services, item: QueuedRow, reason: str)
         return None
     thread_id = item.payload["thread_id"]
 
-    async def mark(uow: UnitOfWork) -> None:
+    async def show_pending(uow: UnitOfWork) -> None:
         thread = await uow.threads.by_id(thread_id)
         if thread is None:
             return
         for payload in await uow.outbox.unfinished_payloads(item.lane, from_id=item.id):
-            ts = (payload.get("author") or {}).get("platform_ts")
-            if ts:
+            post_id = outbox.author_post(payload)
+            if post_id:
                 # The mark belongs to that reply's journey: it carries that reply's correlation id.
                 with logs.correlated(payload.get(logs.CORRELATION_ID)):
                     round_ = outbox.delivery_round(payload)
-                    await outbox.reaction(uow, thread.platform, thread.channel, ts, PENDING_REACTION, round_)
+                    await outbox.mark(uow, thread.platform, thread.channel, post_id, Mark.PENDING, round_)
 
-    return mark
+    return show_pending
 
 
 async def _open_conversation(services: Services, thread: Thread) -> str:
@@ -265,15 +263,15 @@ async def on_permanent_failure(services: Services, item: QueuedRow, reason: str)
     p = item.payload
     if effect is Effect.RELAY:
         thread = await _thread(services, p["thread_id"])
-        ts = p["author"].get("platform_ts")
+        post_id = outbox.author_post(p)
         round_ = outbox.delivery_round(p)
 
         async def tell(uow: UnitOfWork) -> None:
             await uow.messages.set_state(p["message_id"], state="failed", failure_reason=reason)
             notice = texts.not_delivered(reason, item.id)  # names the row: /rally retry <id>, Retry on the home
             await outbox.notice_in_thread(uow, thread, f"failed:{item.key}{round_}", notice)
-            if ts:
-                await _settle_marks(uow, thread.platform, thread.channel, ts, FAILED_REACTION, round_)
+            if post_id:
+                await _settle_marks(uow, thread.platform, thread.channel, post_id, Mark.FAILED, round_)
 
         return tell
     if effect is Effect.ARCHIVE:

@@ -13,14 +13,15 @@ from datetime import datetime
 from typing import Any
 
 from bridge import logs
-from core.domain import Action, ArchiveEntry, AuthorType, Direction, Source
+from core.domain import Action, ArchiveEntry, AuthorType, Direction, Mark, Source
 from core.message import Text
 from core.records import Thread
 from core.store import UnitOfWork
 
-# Shown on a researcher's reply while its relay waits out a temporary failure; taken off when it settles.
-PENDING_REACTION = "hourglass_flowing_sand"
-FAILED_REACTION = "x"  # on a reply Respondent refused for good (taken off again by ``retry``)
+# The token of each mark in its rows' keys. Keys are identities: these are the tokens rows were keyed with when marks
+# were named after Slack's emoji, so a mark queued before that changed is still recognised (never shown to anyone).
+_KEY_TOKENS = {Mark.PENDING: "hourglass_flowing_sand", Mark.DELIVERED: "white_check_mark", Mark.FAILED: "x"}
+_FROM_TOKEN = {token: mark for mark, token in _KEY_TOKENS.items()}
 
 
 class Effect(enum.StrEnum):
@@ -93,16 +94,17 @@ async def private(
     channel: str,
     user_id: str,
     text: Text,
-    thread_ts: str | None = None,
+    root_id: str | None = None,
     actions: Sequence[Action] = (),
 ) -> bool:
-    """Something only one person sees. Its own lane: it waits for nothing. ``actions``: buttons under it."""
+    """Something only one person sees (in the thread of ``root_id``, else in the channel). Its own lane: it waits for
+    nothing. ``actions``: buttons under it."""
     payload: dict[str, Any] = {
         "platform": platform,
         "channel": channel,
         "user_id": user_id,
         "text": text.to_json(),
-        "thread_ts": thread_ts,
+        "root_id": root_id,
     }
     if actions:
         payload["actions"] = [{"label": a.label, "command": a.command, "style": a.style} for a in actions]
@@ -114,8 +116,26 @@ def actions_of(payload: dict[str, Any]) -> tuple[Action, ...]:
     return tuple(Action(a["label"], a["command"], a.get("style")) for a in payload.get("actions") or ())
 
 
-def reaction_key(platform: str, channel: str, ts: str, name: str, round_: str = "") -> str:
-    return f"reaction:{platform}:{channel}:{ts}:{name}{round_}"
+def private_root(payload: dict[str, Any]) -> str | None:
+    """The thread a private notice goes to (``thread_ts`` in rows queued before the neutral name)."""
+    return payload.get("root_id", payload.get("thread_ts"))
+
+
+def mark_key(platform: str, channel: str, post_id: str, mark: Mark, round_: str = "") -> str:
+    return f"reaction:{platform}:{channel}:{post_id}:{_KEY_TOKENS[mark]}{round_}"
+
+
+def mark_of(payload: dict[str, Any]) -> tuple[str, Mark]:
+    """(post id, mark) of a mark row (rows queued before marks were neutral carry ``ts`` and an emoji ``name``)."""
+    post_id = str(payload.get("post_id") or payload["ts"])
+    return post_id, Mark(payload["mark"]) if "mark" in payload else _FROM_TOKEN[str(payload["name"]).strip(":")]
+
+
+def author_post(payload: dict[str, Any]) -> str | None:
+    """The researcher's post a relay came from (None for scheduled sends): what its marks go on."""
+    author = payload.get("author") or {}
+    found = author.get("post_id") or author.get("platform_ts")
+    return str(found) if found else None
 
 
 def delivery_round(payload: dict[str, Any]) -> str:
@@ -125,22 +145,23 @@ def delivery_round(payload: dict[str, Any]) -> str:
     return f"#retry{retries}" if retries else ""
 
 
-def _reaction_lane(platform: str, channel: str, ts: str) -> str:
+def _marks_lane(platform: str, channel: str, post_id: str) -> str:
     # One lane per message: a mark is always added before it is taken off (pending, then delivered).
-    return f"reactions:{platform}:{channel}:{ts}"
+    return f"reactions:{platform}:{channel}:{post_id}"
 
 
-async def reaction(uow: UnitOfWork, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
-    key = reaction_key(platform, channel, ts, name, round_)
-    payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
-    return await _add(uow, Effect.REACTION, key, _reaction_lane(platform, channel, ts), payload)
+async def mark(uow: UnitOfWork, platform: str, channel: str, post_id: str, mark: Mark, round_: str = "") -> bool:
+    """Show ``mark`` on a researcher's message."""
+    payload = {"platform": platform, "channel": channel, "post_id": post_id, "mark": mark.value}
+    key = mark_key(platform, channel, post_id, mark, round_)
+    return await _add(uow, Effect.REACTION, key, _marks_lane(platform, channel, post_id), payload)
 
 
-async def unreaction(uow: UnitOfWork, platform: str, channel: str, ts: str, name: str, round_: str = "") -> bool:
-    """Take a mark off a message, after any earlier change of that message's marks."""
-    key = f"unreaction:{platform}:{channel}:{ts}:{name}{round_}"
-    payload = {"platform": platform, "channel": channel, "ts": ts, "name": name}
-    return await _add(uow, Effect.UNREACTION, key, _reaction_lane(platform, channel, ts), payload)
+async def unmark(uow: UnitOfWork, platform: str, channel: str, post_id: str, mark: Mark, round_: str = "") -> bool:
+    """Take ``mark`` off a message, after any earlier change of that message's marks."""
+    payload = {"platform": platform, "channel": channel, "post_id": post_id, "mark": mark.value}
+    key = f"unreaction:{platform}:{channel}:{post_id}:{_KEY_TOKENS[mark]}{round_}"
+    return await _add(uow, Effect.UNREACTION, key, _marks_lane(platform, channel, post_id), payload)
 
 
 async def relay(
@@ -165,8 +186,9 @@ async def relay(
         lane,
         {"platform": thread.platform, "thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
     )
-    if added and waiting and author.get("platform_ts"):
-        await reaction(uow, thread.platform, thread.channel, str(author["platform_ts"]), PENDING_REACTION)
+    post_id = author.get("post_id")
+    if added and waiting and post_id:
+        await mark(uow, thread.platform, thread.channel, post_id, Mark.PENDING)
     return added
 
 

@@ -167,7 +167,16 @@ class Action:
 
 @dataclass(frozen=True)
 class PostedMessage:
-    """What a chat platform returned for a post: its id there (Slack ts)."""
+    """What a chat platform returned for a post: its id there (``post_id``: Slack's ``ts``, Teams' activity id)."""
 
     channel: str
-    ts: str
+    post_id: str
+
+
+class Mark(enum.StrEnum):
+    """How a researcher's relayed reply stands, shown on it in the thread (Slack: a reaction; Teams: a short reply
+    for the final outcomes)."""
+
+    PENDING = "pending"  # waiting out a temporary failure
+    DELIVERED = "delivered"
+    FAILED = "failed"  # refused for good (taken off again by ``retry``)

@@ -17,6 +17,7 @@ from core.domain import (
     ArchiveEntry,
     ChatUser,
     Conversation,
+    Mark,
     Participant,
     PostedMessage,
     RallyUser,
@@ -88,29 +89,29 @@ class ChatPlatform(Protocol):
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage: ...
 
     async def post_participant_message(
-        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+        self, channel: str, root_id: str, author_name: str, body: str, *, key: str
     ) -> PostedMessage: ...
 
-    async def post_notice(
-        self, channel: str, text: Text, *, key: str, thread_ts: str | None = None
-    ) -> PostedMessage: ...
+    async def post_notice(self, channel: str, text: Text, *, key: str, root_id: str | None = None) -> PostedMessage:
+        """In the thread of ``root_id``, or in the channel itself."""
+        ...
 
     async def post_private(
-        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, root_id: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         """Something only ``user_id`` sees (Slack: an ephemeral message). ``actions`` are buttons under it (Slack
         Block Kit buttons, a Teams Adaptive Card); a click comes back as the action's command from that person."""
         ...
 
-    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
-        """Mark a message (idempotent: an existing reaction is success)."""
+    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+        """Show ``mark`` on a message (idempotent: a mark already there is success)."""
         ...
 
-    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
-        """Take a mark off a message (idempotent: a missing reaction is success)."""
+    async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+        """Take ``mark`` off a message (idempotent: a mark that is not there is success)."""
         ...
 
-    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+    async def find_post(self, channel: str, key: str, *, root_id: str | None = None) -> PostedMessage | None:
         """The post carrying ``key``, if an earlier attempt made it."""
         ...
 

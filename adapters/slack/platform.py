@@ -37,13 +37,16 @@ from adapters.slack import format as fmt
 from adapters.slack import home, interactive
 from adapters.slack.errors import error_code, map_error
 from adapters.slack.pacing import SlackPacer
-from core.domain import Action, ChatUser, PostedMessage
+from core.domain import Action, ChatUser, Mark, PostedMessage
 from core.errors import TemporaryFailure
 from core.home import HomeView
 from core.message import Text
 from core.ports import ThreadRoot
 
 log = logging.getLogger(__name__)
+
+# How each mark shows on a researcher's reply: a reaction.
+EMOJI = {Mark.PENDING: "hourglass_flowing_sand", Mark.DELIVERED: "white_check_mark", Mark.FAILED: "x"}
 
 EVENT_TYPE = "rallybridge_post"
 MAX_TEXT_CHARS = 40_000
@@ -154,7 +157,7 @@ class SlackPlatform:
             if self.pacer is not None and exc.retry_after is not None:  # a 429: hold this channel only
                 self.pacer.rate_limited(channel, exc.retry_after)
             raise
-        return PostedMessage(channel=str(data.get("channel") or channel), ts=str(data["ts"]))
+        return PostedMessage(channel=str(data.get("channel") or channel), post_id=str(data["ts"]))
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
         """Post the root of a participant's thread: who, which study, when, scheduling link, how to reply."""
@@ -186,43 +189,43 @@ class SlackPlatform:
         return await self._post(channel, key, text=text, blocks=blocks)
 
     async def post_participant_message(
-        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+        self, channel: str, root_id: str, author_name: str, body: str, *, key: str
     ) -> PostedMessage:
         """Post a participant's message in their thread, attributed; split (never truncated) if too long."""
         header = f"*{fmt.escape(author_name)}* (participant)"
         escaped = fmt.escape(body)
         if len(header) + 1 + len(escaped) <= self._max_text:
-            return await self._post(channel, key, text=f"{header}:\n{escaped}", thread_ts=thread_ts)
+            return await self._post(channel, key, text=f"{header}:\n{escaped}", thread_ts=root_id)
         room = self._max_text - len(header) - len(" (part 999/999):\n")
         chunks = fmt.split_text(escaped, room)
         total = len(chunks)
-        existing = (await self._existing_parts(channel, key, thread_ts)).parts
+        existing = (await self._existing_parts(channel, key, root_id)).parts
         first: PostedMessage | None = existing.get(1)
         for index, chunk in enumerate(chunks, start=1):
             if index in existing:
                 continue
             text = f"*{fmt.escape(author_name)}* (participant, part {index}/{total}):\n{chunk}"
             posted = await self._post(
-                channel, f"{key}#{index}", text=text, thread_ts=thread_ts, payload={"part": index, "parts": total}
+                channel, f"{key}#{index}", text=text, thread_ts=root_id, payload={"part": index, "parts": total}
             )
             first = first or posted
         assert first is not None
         return first
 
-    async def post_notice(self, channel: str, text: Text, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+    async def post_notice(self, channel: str, text: Text, *, key: str, root_id: str | None = None) -> PostedMessage:
         """Post the bot's own notice (rendered as escaped mrkdwn) in the channel or a thread."""
-        return await self._post(channel, key, text=fmt.render(text), thread_ts=thread_ts)
+        return await self._post(channel, key, text=fmt.render(text), thread_ts=root_id)
 
     async def post_private(
-        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, root_id: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         """Tell ``user_id`` something only they see (``chat.postEphemeral``); ``actions`` as buttons under it."""
         mrkdwn = fmt.render(text)
         args: dict[str, Any] = {"channel": channel, "user": user_id, "text": mrkdwn}
         if actions:
             args["blocks"] = interactive.private_blocks(mrkdwn, actions)
-        if thread_ts is not None:
-            args["thread_ts"] = thread_ts
+        if root_id is not None:
+            args["thread_ts"] = root_id
         await self._guard("chat.postEphemeral", self._client.chat_postEphemeral(**args))
 
     async def publish_home(self, user_id: str, view: HomeView) -> None:
@@ -231,14 +234,14 @@ class SlackPlatform:
         call = self._client.views_publish(user_id=user_id, view=home.home_view(view))
         await self._guard("views.publish", call)
 
-    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
-        """Add emoji ``name`` to a message; an existing reaction counts as success."""
-        call = self._client.reactions_add(channel=channel, timestamp=ts, name=name.strip(":"))
+    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+        """A mark is a reaction (``EMOJI``); an existing reaction counts as success."""
+        call = self._client.reactions_add(channel=channel, timestamp=post_id, name=EMOJI[mark])
         await self._guard("reactions.add", call, ok_errors=frozenset({"already_reacted"}))
 
-    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
-        """Remove emoji ``name`` from a message; a reaction that is not there counts as success."""
-        call = self._client.reactions_remove(channel=channel, timestamp=ts, name=name.strip(":"))
+    async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+        """Remove the mark's reaction; a reaction that is not there counts as success."""
+        call = self._client.reactions_remove(channel=channel, timestamp=post_id, name=EMOJI[mark])
         await self._guard("reactions.remove", call, ok_errors=frozenset({"no_reaction"}))
 
     async def _scan(self, channel: str, thread_ts: str | None) -> AsyncIterator[dict[str, Any]]:
@@ -272,7 +275,7 @@ class SlackPlatform:
                 continue
             payload = metadata.get("event_payload") or {}
             found_key = str(payload.get("key", ""))
-            posted = PostedMessage(channel=channel, ts=str(message.get("ts")))
+            posted = PostedMessage(channel=channel, post_id=str(message.get("ts")))
             suffix = found_key[len(key) + 1 :]
             if found_key == key:
                 found.single = posted
@@ -281,9 +284,9 @@ class SlackPlatform:
                 found.total = max(found.total, int(payload.get("parts") or 0))
         return found
 
-    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+    async def find_post(self, channel: str, key: str, *, root_id: str | None = None) -> PostedMessage | None:
         """The post carrying ``key`` among the last few pages; a split message only if all parts exist."""
-        found = await self._existing_parts(channel, key, thread_ts)
+        found = await self._existing_parts(channel, key, root_id)
         if found.single is not None:
             return found.single
         if found.total and all(i in found.parts for i in range(1, found.total + 1)):

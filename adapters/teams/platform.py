@@ -3,7 +3,7 @@
 What differs from Slack, and why (also in docs/teams.md):
 
 * **Thread root** = a new post (reply chain) in the channel: ``POST /v3/conversations`` with
-  ``channelData.channel.id``, carrying an Adaptive Card. Its activity id is the thread's ``thread_ts``; replies
+  ``channelData.channel.id``, carrying an Adaptive Card. Its activity id is the thread's ``root_id``; replies
   go to ``{channel};messageid={root}``. Every send uses the ``ConversationReference`` stored when the channel
   was last heard from (service URL, tenant, bot id), so proactive sends work after a restart.
 * **Private** = Teams has no ephemeral messages. The honest equivalent is a personal 1:1 chat with the
@@ -26,7 +26,7 @@ from typing import Any
 
 from adapters.teams import format as fmt
 from adapters.teams.connector import ConnectorClient
-from core.domain import Action, ChatUser, PostedMessage
+from core.domain import Action, ChatUser, Mark, PostedMessage
 from core.errors import NotFound, PermanentFailure
 from core.message import Text
 from core.ports import ThreadRoot
@@ -34,10 +34,13 @@ from storage.teams import SENT, ConversationContext, TeamsStore
 
 log = logging.getLogger(__name__)
 
+# Teams bots cannot react: the final outcomes are acknowledged with a short reply. The pending mark is not shown.
 ACKNOWLEDGEMENTS = {
-    "white_check_mark": "✓ {author} was delivered to {participant}",
-    "x": "✗ {author} was not delivered.",
+    Mark.DELIVERED: "✓ {author} was delivered to {participant}",
+    Mark.FAILED: "✗ {author} was not delivered.",
 }
+# Each acknowledgement's token in its post key (the tokens posts were keyed with before marks were neutral).
+_ACK_TOKENS = {Mark.DELIVERED: "white_check_mark", Mark.FAILED: "x"}
 
 
 def thread_conversation(channel: str, root_id: str) -> str:
@@ -91,7 +94,7 @@ class TeamsPlatform:
         result = await self.connector.create_conversation(context.service_url, params, pace=channel)
         activity_id = str(result.get("activityId") or "") or _root_of(str(result["id"]))
         await self.store.post_sent(key, channel, activity_id)
-        return PostedMessage(channel=channel, ts=activity_id)
+        return PostedMessage(channel=channel, post_id=activity_id)
 
     async def _reply(self, channel: str, root_id: str, activity: dict[str, Any], *, key: str) -> PostedMessage:
         context = await self._channel(channel)
@@ -100,7 +103,7 @@ class TeamsPlatform:
         activity = {**activity, "replyToId": root_id}
         activity_id = await self.connector.send(context.service_url, conversation, activity, reply_to=root_id)
         await self.store.post_sent(key, conversation, activity_id)
-        return PostedMessage(channel=channel, ts=activity_id)
+        return PostedMessage(channel=channel, post_id=activity_id)
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
         """A new post in the channel with the participant's Adaptive Card."""
@@ -116,26 +119,26 @@ class TeamsPlatform:
         return await self._new_post(channel, activity, key=key)
 
     async def post_participant_message(
-        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+        self, channel: str, root_id: str, author_name: str, body: str, *, key: str
     ) -> PostedMessage:
         """The participant's words as a reply in their chain: attributed, HTML-escaped (no markup, no mentions)."""
         context = await self._channel(channel)
         text = f"<b>{fmt.escape(author_name)}</b> (participant):<br>{fmt.escape(body)}"
-        return await self._reply(channel, thread_ts, self._message(context, text), key=key)
+        return await self._reply(channel, root_id, self._message(context, text), key=key)
 
-    async def post_notice(self, channel: str, text: Text, *, key: str, thread_ts: str | None = None) -> PostedMessage:
+    async def post_notice(self, channel: str, text: Text, *, key: str, root_id: str | None = None) -> PostedMessage:
         context = await self._channel(channel)
         activity = self._message(context, fmt.render(text, self.bot_name))
-        if thread_ts is None:
+        if root_id is None:
             return await self._new_post(channel, activity, key=key)
-        return await self._reply(channel, thread_ts, activity, key=key)
+        return await self._reply(channel, root_id, activity, key=key)
 
-    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+    async def find_post(self, channel: str, key: str, *, root_id: str | None = None) -> PostedMessage | None:
         """The post an earlier attempt made, from the bridge's own record (the connector cannot list posts)."""
         record = await self.store.post(key)
         if record is None or record.state != SENT or not record.activity_id:
             return None
-        return PostedMessage(channel=channel, ts=record.activity_id)
+        return PostedMessage(channel=channel, post_id=record.activity_id)
 
     # --- private notes and acknowledgements ------------------------------------------------------------------
 
@@ -158,7 +161,7 @@ class TeamsPlatform:
         return conversation_id
 
     async def post_private(
-        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, root_id: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         """A personal 1:1 message to ``user_id`` (Teams has no ephemeral messages); see the module docstring.
         With ``actions`` it is an Adaptive Card with one ``Action.Submit`` per action (see ``fmt.private_card``)."""
@@ -176,7 +179,7 @@ class TeamsPlatform:
         except PermanentFailure as exc:
             if channel.startswith("19:"):
                 log.info("no personal chat with a Teams user (%s); telling them in the channel", exc.reason)
-                await self._mention_in_channel(channel, user_id, body, thread_ts, extra)
+                await self._mention_in_channel(channel, user_id, body, root_id, extra)
                 return
             raise
         activity = self._message(context, body, **extra)
@@ -186,7 +189,7 @@ class TeamsPlatform:
         await self.connector.send(context.service_url, conversation, activity)
 
     async def _mention_in_channel(
-        self, channel: str, user_id: str, body: str, thread_ts: str | None, extra: dict[str, Any] | None = None
+        self, channel: str, user_id: str, body: str, root_id: str | None, extra: dict[str, Any] | None = None
     ) -> None:
         context = await self._channel(channel)
         known = await self.store.user(user_id)
@@ -195,7 +198,7 @@ class TeamsPlatform:
         text = f"{mention} (I couldn't message you privately) {body}"
         entity = {"type": "mention", "text": mention, "mentioned": {"id": user_id, "name": name}}
         activity = self._message(context, text, entities=[entity], **(extra or {}))
-        if thread_ts is None:
+        if root_id is None:
             params = {
                 "isGroup": True,
                 "bot": self._bot(context),
@@ -205,19 +208,19 @@ class TeamsPlatform:
             }
             await self.connector.create_conversation(context.service_url, params, pace=channel)
             return
-        conversation = thread_conversation(channel, thread_ts)
-        await self.connector.send(context.service_url, conversation, {**activity, "replyToId": thread_ts})
+        conversation = thread_conversation(channel, root_id)
+        await self.connector.send(context.service_url, conversation, {**activity, "replyToId": root_id})
 
-    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
+    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
         """Teams bots cannot react: acknowledge with a short reply in the chain, once per message and mark."""
-        template = ACKNOWLEDGEMENTS.get(name.strip(":"))
+        template = ACKNOWLEDGEMENTS.get(mark)
         if template is None:
-            return  # e.g. the pending mark: not shown in Teams (see remove_reaction)
-        message = await self.store.message_context(channel, ts)
+            return  # the pending mark: not shown in Teams (see remove_mark)
+        message = await self.store.message_context(channel, post_id)
         if message is None:
-            log.debug("no Teams acknowledgement for %s on an unknown message", name)
+            log.debug("no Teams acknowledgement for %s on an unknown message", mark.value)
             return
-        key = f"ack:{channel}:{ts}:{name}"
+        key = f"ack:{channel}:{post_id}:{_ACK_TOKENS[mark]}"
         if await self.find_post(channel, key) is not None:
             return
         author = f"{message.author_name}'s reply" if message.author_name else "The reply"
@@ -225,7 +228,7 @@ class TeamsPlatform:
         context = await self._channel(channel)
         await self._reply(channel, message.root_id, self._message(context, fmt.escape(text)), key=key)
 
-    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
+    async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:
         """Nothing to take back: only final outcomes (delivered / not delivered) are acknowledged in Teams;
         the pending mark Slack shows while a relay waits has no Teams equivalent."""
         return None

@@ -82,7 +82,7 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
                 "user_id": author.user_id if author else None,
                 "email": user.email,
                 "name": author.fullname if author else user.name,
-                "platform_ts": post_id,
+                "post_id": post_id,
             },
         )
         for index, notice in enumerate(notices):

@@ -8,6 +8,7 @@ from bridge.handlers.answers import private_answer, say
 from bridge.services import Services
 from core import texts
 from core.commands import Command, registry
+from core.domain import Mark
 from core.events import CommandIssued
 from core.message import home_only, text
 from core.records import QueueStatus
@@ -74,10 +75,9 @@ async def retry(services: Services, command: Command, event: CommandIssued) -> A
         assert thread_now is not None
         await uow.messages.reset_failed(int(payload["message_id"]))
         round_ = outbox.delivery_round(payload)
-        ts = (payload.get("author") or {}).get("platform_ts")
-        if ts:  # the reply's ❌ comes off; ✅ (or ❌ again) follows with the new outcome
-            failed_mark = outbox.FAILED_REACTION
-            await outbox.unreaction(uow, thread_now.platform, thread_now.channel, ts, failed_mark, round_)
+        post_id = outbox.author_post(payload)
+        if post_id:  # the reply's ❌ comes off; ✅ (or ❌ again) follows with the new outcome
+            await outbox.unmark(uow, thread_now.platform, thread_now.channel, post_id, Mark.FAILED, round_)
         notice = texts.retry_notice(who_name, delivery_id, name)
         await outbox.notice_in_thread(uow, thread_now, f"retry:{delivery_id}{round_}", notice)
         confirmation = texts.retry_queued(delivery_id, name)

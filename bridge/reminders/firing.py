@@ -178,7 +178,7 @@ def _send(row: Reminder, thread_id: int, rally_user_id: str | None, late_by: str
                 "user_id": rally_user_id,
                 "email": email,
                 "name": who,
-                "platform_ts": None,
+                "post_id": None,
                 "type": AuthorType.BOT.value,
                 "source": Source.SCHEDULER.value,
                 "external_id": f"rallybridge:reminder:{reminder_id}",

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import escape, format_session_time, split_text
 from adapters.slack.platform import SlackPlatform, build_client
-from core.domain import ChatUser
+from core.domain import ChatUser, Mark
 from core.errors import NotFound, PermanentFailure, TemporaryFailure, UnknownOutcome
 from core.message import text
 from core.ports import ChatPlatform, ThreadRoot
@@ -61,7 +61,7 @@ def test_slack_platform_satisfies_the_port(slack: SlackPlatform) -> None:
 async def test_root_post_escapes_outside_text(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     posted = await slack.post_thread_root(CH, ROOT, key="root-1")
     [message] = sandbox.messages(CH)
-    assert message["ts"] == posted.ts and posted.channel == CH
+    assert message["ts"] == posted.post_id and posted.channel == CH
     section = message["blocks"][0]["text"]["text"]
     everything = message["text"] + json.dumps(message["blocks"])
     assert "<!channel>" not in everything and "<https://evil" not in everything
@@ -80,46 +80,46 @@ def test_session_time_format() -> None:
 async def test_participant_message_attributed_and_escaped(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     root = await slack.post_thread_root(CH, ROOT, key="root-1")
     posted = await slack.post_participant_message(
-        CH, root.ts, "Jordan L.", "hi <!here> <@U123> & <https://evil|bank>", key="m-1"
+        CH, root.post_id, "Jordan L.", "hi <!here> <@U123> & <https://evil|bank>", key="m-1"
     )
-    [reply] = sandbox.thread(CH, root.ts)
-    assert reply["ts"] == posted.ts and reply["thread_ts"] == root.ts
+    [reply] = sandbox.thread(CH, root.post_id)
+    assert reply["ts"] == posted.post_id and reply["thread_ts"] == root.post_id
     assert reply["text"] == "*Jordan L.* (participant):\nhi &lt;!here&gt; &lt;@U123&gt; &amp; &lt;https://evil|bank&gt;"
 
 
 async def test_long_message_is_split_in_order_never_truncated(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     root = await slack.post_thread_root(CH, ROOT, key="root-1")
     body = ("word <& " * 3000 + "\n") * 5  # 120,005 chars before escaping, about 260,000 after
-    posted = await slack.post_participant_message(CH, root.ts, "Jordan L.", body, key="long")
-    parts = sandbox.thread(CH, root.ts)
+    posted = await slack.post_participant_message(CH, root.post_id, "Jordan L.", body, key="long")
+    parts = sandbox.thread(CH, root.post_id)
     assert len(parts) == 7
-    assert parts[0]["ts"] == posted.ts
+    assert parts[0]["ts"] == posted.post_id
     assert all(len(p["text"]) <= 40_000 for p in parts)
     headers = [p["text"].split("\n", 1)[0] for p in parts]
     assert headers == [f"*Jordan L.* (participant, part {i}/7):" for i in range(1, 8)]
     assert "".join(p["text"].split("\n", 1)[1] for p in parts) == escape(body)
     keys = [p["metadata"]["event_payload"]["key"] for p in parts]
     assert keys == [f"long#{i}" for i in range(1, 8)]
-    assert await slack.find_post(CH, "long", thread_ts=root.ts) == posted
+    assert await slack.find_post(CH, "long", root_id=root.post_id) == posted
 
 
 async def test_split_retry_posts_only_missing_parts(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     root = await slack.post_thread_root(CH, ROOT, key="root-1")
     body = "x" * 100_000
-    posted = await slack.post_participant_message(CH, root.ts, "Jo", body, key="big")
-    parts = sandbox.thread(CH, root.ts)
+    posted = await slack.post_participant_message(CH, root.post_id, "Jo", body, key="big")
+    parts = sandbox.thread(CH, root.post_id)
     assert len(parts) == 3
     # An earlier attempt that stopped after part 1 (e.g. 429 on part 2) leaves only part 1.
     for part in parts[1:]:
         sandbox.remove_message(CH, part["ts"])
-    assert await slack.find_post(CH, "big", thread_ts=root.ts) is None
+    assert await slack.find_post(CH, "big", root_id=root.post_id) is None
     before = sandbox.calls("chat.postMessage")
-    again = await slack.post_participant_message(CH, root.ts, "Jo", body, key="big")
+    again = await slack.post_participant_message(CH, root.post_id, "Jo", body, key="big")
     assert again == posted
     assert sandbox.calls("chat.postMessage") - before == 2
-    texts = [p["text"].split("\n", 1)[1] for p in sandbox.thread(CH, root.ts)]
+    texts = [p["text"].split("\n", 1)[1] for p in sandbox.thread(CH, root.post_id)]
     assert "".join(texts) == body
-    assert await slack.find_post(CH, "big", thread_ts=root.ts) == posted
+    assert await slack.find_post(CH, "big", root_id=root.post_id) == posted
 
 
 def test_split_text_keeps_entities_whole() -> None:
@@ -134,12 +134,12 @@ async def test_find_post_after_hung_post(sandbox: SlackSandbox) -> None:
     root = await slack.post_thread_root(CH, ROOT, key="root-1")
     sandbox.hang_next(5, method="chat.postMessage")
     with pytest.raises(UnknownOutcome):
-        await slack.post_participant_message(CH, root.ts, "Jordan L.", "hello", key="m-7")
-    found = await slack.find_post(CH, "m-7", thread_ts=root.ts)
-    [reply] = sandbox.thread(CH, root.ts)
-    assert found is not None and found.ts == reply["ts"]
+        await slack.post_participant_message(CH, root.post_id, "Jordan L.", "hello", key="m-7")
+    found = await slack.find_post(CH, "m-7", root_id=root.post_id)
+    [reply] = sandbox.thread(CH, root.post_id)
+    assert found is not None and found.post_id == reply["ts"]
     assert sandbox.calls("chat.postMessage") == 2
-    assert await slack.find_post(CH, "m-8", thread_ts=root.ts) is None
+    assert await slack.find_post(CH, "m-8", root_id=root.post_id) is None
     assert await slack.find_post(CH, "root-1") == root
 
 
@@ -148,7 +148,7 @@ async def test_find_post_pages_through_history(sandbox: SlackSandbox) -> None:
     for i in range(5):
         await slack.post_notice(CH, text(f"notice {i}"), key=f"n-{i}")
     first = await slack.find_post(CH, "n-0")
-    assert first is not None and first.ts == sandbox.messages(CH)[0]["ts"]
+    assert first is not None and first.post_id == sandbox.messages(CH)[0]["ts"]
     assert sandbox.calls("conversations.history") == 3
 
 
@@ -198,22 +198,23 @@ async def test_sdk_default_retry_handlers_are_removed(sandbox: SlackSandbox) -> 
     assert client.retry_handlers == []
 
 
-async def test_reaction_already_reacted_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
+async def test_a_mark_already_shown_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     posted = await slack.post_notice(CH, text("hello"), key="n-1")
-    await slack.add_reaction(CH, posted.ts, "white_check_mark")
-    await slack.add_reaction(CH, posted.ts, ":white_check_mark:")
-    assert sandbox.reactions(CH, posted.ts) == {"white_check_mark"}
+    await slack.add_mark(CH, posted.post_id, Mark.DELIVERED)
+    await slack.add_mark(CH, posted.post_id, Mark.DELIVERED)
+    assert sandbox.reactions(CH, posted.post_id) == {"white_check_mark"}
     assert sandbox.request_log[-1].status == "already_reacted"
     with pytest.raises(NotFound):
-        await slack.add_reaction(CH, "1.000001", "eyes")
+        await slack.add_mark(CH, "1.000001", Mark.PENDING)
 
 
-async def test_removing_a_reaction_that_is_not_there_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
+async def test_removing_a_mark_that_is_not_there_is_success(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
     posted = await slack.post_notice(CH, text("hello"), key="n-2")
-    await slack.add_reaction(CH, posted.ts, "hourglass_flowing_sand")
-    await slack.remove_reaction(CH, posted.ts, ":hourglass_flowing_sand:")
-    assert sandbox.reactions(CH, posted.ts) == set()
-    await slack.remove_reaction(CH, posted.ts, "hourglass_flowing_sand")
+    await slack.add_mark(CH, posted.post_id, Mark.PENDING)
+    assert sandbox.reactions(CH, posted.post_id) == {"hourglass_flowing_sand"}
+    await slack.remove_mark(CH, posted.post_id, Mark.PENDING)
+    assert sandbox.reactions(CH, posted.post_id) == set()
+    await slack.remove_mark(CH, posted.post_id, Mark.PENDING)
     assert sandbox.request_log[-1].status == "no_reaction"
 
 
@@ -231,7 +232,7 @@ async def test_to_plain_text_resolves_users_once(slack: SlackPlatform, sandbox: 
 
 
 async def test_post_private_is_ephemeral(slack: SlackPlatform, sandbox: SlackSandbox) -> None:
-    await slack.post_private(CH, "U123", text("Could not relay <that>"), thread_ts="1.000001")
+    await slack.post_private(CH, "U123", text("Could not relay <that>"), root_id="1.000001")
     [eph] = sandbox.ephemerals
     assert eph["user"] == "U123" and eph["channel"] == CH and eph["thread_ts"] == "1.000001"
     assert eph["text"] == "Could not relay &lt;that&gt;"
@@ -343,7 +344,7 @@ async def test_sandbox_echo_edit_delete_and_files(
             break
         await asyncio.sleep(0.01)
     echo = receiver.pop()["event"]
-    assert echo["bot_id"] == sandbox.bot_id and echo["ts"] == posted.ts and echo["channel"] == CH
+    assert echo["bot_id"] == sandbox.bot_id and echo["ts"] == posted.post_id and echo["channel"] == CH
     sandbox.echo_bot_messages = False
 
     ts = await sandbox.user_posts(CH, "U123", "first", files=True)

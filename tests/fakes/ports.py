@@ -11,6 +11,7 @@ from core.domain import (
     ArchiveEntry,
     ChatUser,
     Conversation,
+    Mark,
     Participant,
     PostedMessage,
     RallyUser,
@@ -89,33 +90,34 @@ class FakeChat:
     users: dict[str, ChatUser] = field(default_factory=dict)
     posts: list[tuple[str, str | None, str]] = field(default_factory=list)  # (channel, root, text)
     privates: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, user, text)
+    marks: set[tuple[str, Mark]] = field(default_factory=set)
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
         self.posts.append((channel, None, root.participant_name))
         return PostedMessage(channel, f"{len(self.posts)}.000")
 
     async def post_participant_message(
-        self, channel: str, thread_ts: str, author_name: str, body: str, *, key: str
+        self, channel: str, root_id: str, author_name: str, body: str, *, key: str
     ) -> PostedMessage:
-        self.posts.append((channel, thread_ts, body))
+        self.posts.append((channel, root_id, body))
         return PostedMessage(channel, f"{len(self.posts)}.000")
 
-    async def post_notice(self, channel: str, text: Text, *, key: str, thread_ts: str | None = None) -> PostedMessage:
-        self.posts.append((channel, thread_ts, text.plain()))
+    async def post_notice(self, channel: str, text: Text, *, key: str, root_id: str | None = None) -> PostedMessage:
+        self.posts.append((channel, root_id, text.plain()))
         return PostedMessage(channel, f"{len(self.posts)}.000")
 
     async def post_private(
-        self, channel: str, user_id: str, text: Text, *, thread_ts: str | None = None, actions: Sequence[Action] = ()
+        self, channel: str, user_id: str, text: Text, *, root_id: str | None = None, actions: Sequence[Action] = ()
     ) -> None:
         self.privates.append((channel, user_id, text.plain()))
 
-    async def add_reaction(self, channel: str, ts: str, name: str) -> None:
-        return None
+    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+        self.marks.add((post_id, mark))
 
-    async def remove_reaction(self, channel: str, ts: str, name: str) -> None:
-        return None
+    async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+        self.marks.discard((post_id, mark))
 
-    async def find_post(self, channel: str, key: str, *, thread_ts: str | None = None) -> PostedMessage | None:
+    async def find_post(self, channel: str, key: str, *, root_id: str | None = None) -> PostedMessage | None:
         return None
 
     async def lookup_user(self, user_id: str) -> ChatUser:

@@ -59,8 +59,8 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
 async def test_posts_are_recorded_so_find_post_can_answer_after_an_unknown_outcome(rig: Rig) -> None:
     root = await rig.platform.post_thread_root(CHANNEL, ThreadRoot("Jordan L.", "Study", None, None), key="root:1")
     assert await rig.platform.find_post(CHANNEL, "root:1") == root
-    posted = await rig.platform.post_participant_message(CHANNEL, root.ts, "Jordan L.", "hi", key="mirror:1")
-    assert await rig.platform.find_post(CHANNEL, "mirror:1", thread_ts=root.ts) == posted
+    posted = await rig.platform.post_participant_message(CHANNEL, root.post_id, "Jordan L.", "hi", key="mirror:1")
+    assert await rig.platform.find_post(CHANNEL, "mirror:1", root_id=root.post_id) == posted
     assert await rig.platform.find_post(CHANNEL, "mirror:never") is None
 
 
@@ -70,10 +70,10 @@ async def test_a_dropped_connection_is_an_unknown_outcome_and_is_posted_again(ri
     root = await rig.platform.post_thread_root(CHANNEL, ThreadRoot("Jordan L.", "Study", None, None), key="root:1")
     rig.connector.drop_next_send(1)
     with pytest.raises(UnknownOutcome):
-        await rig.platform.post_participant_message(CHANNEL, root.ts, "Jordan L.", "hi", key="mirror:1")
-    assert await rig.platform.find_post(CHANNEL, "mirror:1", thread_ts=root.ts) is None
-    await rig.platform.post_participant_message(CHANNEL, root.ts, "Jordan L.", "hi", key="mirror:1")
-    assert len(rig.connector.replies(CHANNEL, root.ts)) == 2
+        await rig.platform.post_participant_message(CHANNEL, root.post_id, "Jordan L.", "hi", key="mirror:1")
+    assert await rig.platform.find_post(CHANNEL, "mirror:1", root_id=root.post_id) is None
+    await rig.platform.post_participant_message(CHANNEL, root.post_id, "Jordan L.", "hi", key="mirror:1")
+    assert len(rig.connector.replies(CHANNEL, root.post_id)) == 2
     assert await rig.platform.find_post(CHANNEL, "mirror:1") is not None
 
 
@@ -96,7 +96,7 @@ async def test_connector_errors_map_to_the_cores_errors(rig: Rig, status: int, e
     else:
         rig.connector.fail_next(1, status=status, path_contains="/activities")
     with pytest.raises(error) as raised:
-        await rig.platform.post_notice(CHANNEL, text("note"), key="n1", thread_ts=root.ts)
+        await rig.platform.post_notice(CHANNEL, text("note"), key="n1", root_id=root.post_id)
     assert type(raised.value) is error
     if status == 429:
         assert isinstance(raised.value, TemporaryFailure) and raised.value.retry_after == 3
