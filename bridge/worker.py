@@ -27,6 +27,7 @@ from typing import Any
 from bridge import effects, logs
 from bridge.apply import Apply
 from bridge.handlers import handle
+from bridge.handlers.failures import on_permanent_failure
 from bridge.services import Services
 from core.errors import Paced, PermanentFailure, TemporaryFailure, UnknownOutcome
 from core.records import QueuedRow
@@ -299,7 +300,7 @@ class QueueWorker:
 
 
 def inbox_worker(services: Services, **options: Any) -> QueueWorker:
-    return QueueWorker(services, INBOX, handle, None, **options)
+    return QueueWorker(services, INBOX, handle, on_permanent_failure, **options)
 
 
 # Outbox rows in flight at once. Most of a chat post's time is spent waiting for its channel's or thread's send

@@ -27,6 +27,19 @@ def unknown_command(word: str, marker: str, specs: Iterable[CommandSpec] = ()) -
     return text(f'I don\'t know the command "{word}".\n\n', help_text(marker, specs))
 
 
+def command_failed(word: str, reason: str) -> Text:
+    """A command that could not be done for good (after it was acknowledged): the reason and what to do."""
+    return text(
+        f'"{word}" could not be done: {reason}. Nothing was changed. ',
+        "If Rally or Respondent refused the bridge's access (401 or 403), ask whoever runs Rally Bridge to check its "
+        "API keys (",
+        "rallybridge check-config",
+        "); otherwise try ",
+        cmd(word),
+        " again in a few minutes.",
+    )
+
+
 def link_usage() -> Text:
     return text(
         "Tell me which study: ", cmd("link <studyId>"), " (the id is in the study's URL in Rally, e.g. st_123)."

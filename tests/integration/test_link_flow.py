@@ -133,3 +133,17 @@ async def test_command_in_a_private_channel_without_the_bot_says_to_invite_it_an
         lambda: [m for m in world.slack.messages("G0SECRET") if "linked Rally study" in m.get("text", "")],
         what="the link confirmation after the invite",
     )
+
+
+async def test_rally_refusing_the_bridge_during_link_is_answered_privately_with_the_reason(world: World) -> None:
+    """A 401 from Rally after the command was acknowledged: the researcher is told why and what to do, nothing is
+    linked (before, the inbox row failed silently and the researcher waited for an answer that never came)."""
+    c = world.cast
+    world.rally.fail_next(1, status=401, path_contains=f"/studies/{c.study_id}")
+
+    answer = await _command_reply(world, c.owner.slack_id, f"link {c.study_id}")
+
+    assert '"link" could not be done' in answer and "401" in answer and "check-config" in answer
+    assert world.bridge is not None
+    async with world.bridge.db.transaction() as session:
+        assert (await session.execute(select(func.count()).select_from(StudyLink))).scalar_one() == 0
