@@ -1,5 +1,8 @@
-"""The installable Teams app package: ``teams/manifest.json`` with the bot's app id and the bridge's host filled
-in, plus the two icons (color 192x192, outline 32x32, PNG). Also draws those icons (no imaging library needed).
+"""The installable Teams app package: ``app_package/manifest.json`` with the bot's app id and the bridge's host
+filled in, plus the two icons (color 192x192, outline 32x32, PNG). Also draws those icons (no imaging library needed).
+
+The template and the icons are package data (``adapters/teams/app_package/``), read with ``importlib.resources``, so
+the command works from any install (a wheel, ``pip install .``, the container), not only from a checkout.
 
 ``rallybridge teams-package --app-id <guid> --url https://bridge.example.com`` writes the zip.
 """
@@ -12,11 +15,13 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-TEAMS_DIR = Path(__file__).resolve().parents[2] / "teams"
+APP_PACKAGE = resources.files("adapters.teams") / "app_package"  # manifest.json, color.png, outline.png
 PLACEHOLDER_APP_ID = "00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_HOST = "rallybridge.example.com"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -59,15 +64,15 @@ def outline_icon() -> bytes:
     return png(32, 32, lambda x, y: (255, 255, 255, 255) if _bridge(32, x, y) else (0, 0, 0, 0))
 
 
-def manifest(app_id: str, url: str, *, template: Path = TEAMS_DIR / "manifest.json") -> dict[str, Any]:
+def manifest(app_id: str, url: str, *, template: Traversable = APP_PACKAGE / "manifest.json") -> dict[str, Any]:
     """The manifest for this bot and bridge URL (``https://`` only: Teams calls the bot over TLS)."""
     if not _GUID.match(app_id):
         raise PackageError(f"--app-id must be the bot's Microsoft App ID (a GUID), not {app_id!r}")
     parsed = urlparse(url)
     if parsed.scheme != "https" or not parsed.hostname:
         raise PackageError(f"--url must be the bridge's public https:// URL, not {url!r}")
-    if not template.exists():
-        raise PackageError(f"the manifest template {template} is missing (run from a checkout of Rally Bridge)")
+    if not template.is_file():
+        raise PackageError(f"the manifest template {template} is missing: reinstall Rally Bridge")
     text = template.read_text(encoding="utf-8")
     text = text.replace(PLACEHOLDER_APP_ID, app_id.lower()).replace(PLACEHOLDER_HOST, parsed.hostname)
     data: dict[str, Any] = json.loads(text)
@@ -77,11 +82,11 @@ def manifest(app_id: str, url: str, *, template: Path = TEAMS_DIR / "manifest.js
 def write_package(app_id: str, url: str, out: Path) -> Path:
     """Write the zip Teams installs (manifest.json, color.png, outline.png at the zip's root)."""
     data = manifest(app_id, url)
-    icons = {name: (TEAMS_DIR / name) for name in (data["icons"]["color"], data["icons"]["outline"])}
+    icons = {name: (APP_PACKAGE / name) for name in (data["icons"]["color"], data["icons"]["outline"])}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(data, indent=2) + "\n")
         for name, path in icons.items():
-            archive.writestr(name, path.read_bytes() if path.exists() else _generated(name))
+            archive.writestr(name, path.read_bytes() if path.is_file() else _generated(name))
     return out
 
 

@@ -14,7 +14,7 @@ from botbuilder.schema import Activity
 
 from adapters.teams import format as fmt
 from adapters.teams.inbound import event_of, split_conversation_id
-from adapters.teams.package import TEAMS_DIR, PackageError, write_package
+from adapters.teams.package import APP_PACKAGE, PackageError, write_package
 from adapters.teams.setup import teams_problems
 from core import texts
 from core.events import EventKind
@@ -156,7 +156,7 @@ def test_the_package_refuses_a_wrong_app_id_or_url(tmp_path: Path) -> None:
         write_package("my-bot", "https://bridge.example.org", tmp_path / "x.zip")
     with pytest.raises(PackageError, match="https"):
         write_package(APP_ID, "http://bridge.example.org", tmp_path / "x.zip")
-    assert (TEAMS_DIR / "color.png").exists() and (TEAMS_DIR / "outline.png").exists()
+    assert (APP_PACKAGE / "color.png").is_file() and (APP_PACKAGE / "outline.png").is_file()
 
 
 # ---- configuration ----------------------------------------------------------------------------------------
