@@ -17,16 +17,19 @@ from adapters.rally.client import RallyClient
 from adapters.rally.routes import rally_route
 from adapters.respondent.client import RespondentClient
 from adapters.respondent.routes import respondent_route
+from adapters.slack.app_spec import EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH
 from adapters.slack.inbound import build_bolt_app, slack_route
 from adapters.slack.oauth import SlackOAuth
 from adapters.slack.pacing import SlackPacer
 from adapters.slack.platform import SlackPlatform, build_client
 from adapters.slack.workspaces import SlackRemovals, with_slack_status
+from adapters.teams.setup import ROUTE as TEAMS_ROUTE
 from adapters.teams.setup import add_route as add_teams_route
 from adapters.teams.setup import build_teams
+from adapters.web import Record
 from bot.observability import metrics_route, timing_middleware
 from bot.settings import Settings
-from bot.web import health_route, ready_route
+from bot.web import add_not_configured, health_route, ready_route
 from bridge import reconcile_schedule
 from bridge.inbox import record
 from bridge.reminders import firing as reminders
@@ -54,7 +57,7 @@ class Bridge:
     settings: Settings
     services: Services
     db: Database  # under ``services.store``: readiness, metrics, schema checks, dispose
-    bolt: AsyncApp
+    bolt: AsyncApp | None  # None without Slack
     web_app: web.Application
     workers: list[QueueWorker]
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
@@ -176,39 +179,57 @@ def slack_oauth(settings: Settings, db: Database) -> SlackOAuth | None:
     )
 
 
-def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
-    """Wire the bridge from settings. ``http_slack`` False leaves Slack to Socket Mode."""
-    db = Database(settings.database_url)
+@dataclass
+class SlackWiring:
+    """Slack as wired from settings: the platform for the core, the Bolt app in front of it, and OAuth if on."""
+
+    platform: SlackPlatform
+    bolt: AsyncApp
+    oauth: SlackOAuth | None
+    signing_secret: str | None  # None: Slack comes over Socket Mode, /slack/events stays closed
+
+
+def build_slack(settings: Settings, db: Database, to_inbox: Record, *, http_slack: bool) -> SlackWiring:
     oauth = slack_oauth(settings, db)  # None: one workspace, SLACK_BOT_TOKEN for every call
-    slack_client: AsyncWebClient = (
+    client: AsyncWebClient = (
         oauth.sending_client  # picks each workspace's token per call
         if oauth is not None
         else build_client(_secret(settings.slack_bot_token), base_url=settings.slack_api_url)
     )
+    signing_secret = _secret(settings.slack_signing_secret) if http_slack else None
+    bolt = build_bolt_app(
+        client=oauth.bolt_client if oauth is not None else client,
+        signing_secret=signing_secret,
+        record=oauth.record(to_inbox) if oauth is not None else to_inbox,
+        **(oauth.bolt_options() if oauth is not None else {}),
+    )
+    SlackRemovals(db, oauth.tokens if oauth is not None else None).add_listeners(bolt)
+    return SlackWiring(SlackPlatform(client, pacer=slack_pacer(settings)), bolt, oauth, signing_secret or None)
+
+
+def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
+    """Wire the bridge from settings: each chat platform whose settings are given (Slack, Teams or both), the
+    other's routes answering 404. ``http_slack`` False leaves Slack to Socket Mode."""
+    db = Database(settings.database_url)
     respondent = RespondentClient(
         settings.respondent_api_url, _secret(settings.respondent_api_key), _secret(settings.respondent_api_secret)
     )
     rally = RallyClient(settings.rally_api_url, _secret(settings.rally_api_token))
     services = Services(
         store=SqlStore(db),
-        chats={"slack": SlackPlatform(slack_client, pacer=slack_pacer(settings))},
+        chats={},  # only the platforms this bridge runs
         respondent=respondent,
         rally=rally,
         internal_note_marker=settings.internal_note_marker,
         respondent_researcher_id=settings.respondent_researcher_id,
     )
-    teams = build_teams(settings, db, lambda e: record(services, e))  # None unless MICROSOFT_* settings say so
+    to_inbox: Record = lambda e: record(services, e)  # noqa: E731
+    slack = build_slack(settings, db, to_inbox, http_slack=http_slack) if settings.slack_enabled else None
+    if slack is not None:
+        services.chats["slack"] = slack.platform
+    teams = build_teams(settings, db, to_inbox)  # None unless MICROSOFT_* settings say so
     if teams is not None:
         services.chats["teams"] = teams.platform
-    signing_secret = _secret(settings.slack_signing_secret) if http_slack else None
-    to_inbox = lambda e: record(services, e)  # noqa: E731
-    bolt = build_bolt_app(
-        client=oauth.bolt_client if oauth is not None else slack_client,
-        signing_secret=signing_secret,
-        record=oauth.record(to_inbox) if oauth is not None else to_inbox,
-        **(oauth.bolt_options() if oauth is not None else {}),
-    )
-    SlackRemovals(db, oauth.tokens if oauth is not None else None).add_listeners(bolt)
     options = {
         "lease": timedelta(seconds=settings.lease_seconds),
         "poll": settings.worker_poll_seconds,
@@ -220,21 +241,27 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
         client_max_size=settings.max_body_bytes + 1, middlewares=[timing_middleware(services.metrics)]
     )
     max_body = settings.max_body_bytes
-    if signing_secret:
-        web_app.router.add_post("/slack/events", slack_route(bolt, signing_secret, max_body))
-    if oauth is not None:
-        oauth.add_routes(web_app)  # GET /slack/install, GET /slack/oauth_redirect
+    ready = ready_route(db, list(services.chats))
+    if slack is None:
+        add_not_configured(web_app, "slack", (EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH))
+    else:
+        if slack.signing_secret:
+            web_app.router.add_post(EVENTS_PATH, slack_route(slack.bolt, slack.signing_secret, max_body))
+        if slack.oauth is not None:
+            slack.oauth.add_routes(web_app)  # GET /slack/install, GET /slack/oauth_redirect
+        ready = with_slack_status(ready, db, slack.oauth.tokens if slack.oauth is not None else None)
+    if teams is None:
+        add_not_configured(web_app, "teams", (TEAMS_ROUTE,))
+    else:
+        add_teams_route(web_app, teams)
     web_app.router.add_post(
         "/webhooks/respondent", respondent_route(to_inbox, _secret(settings.respondent_webhook_key), max_body)
     )
     web_app.router.add_post("/webhooks/rally", rally_route(to_inbox, _secret(settings.rally_webhook_secret), max_body))
     web_app.router.add_get("/healthz", health_route(db))
-    web_app.router.add_get(
-        "/readyz", with_slack_status(ready_route(db), db, oauth.tokens if oauth is not None else None)
-    )
+    web_app.router.add_get("/readyz", ready)
     web_app.router.add_get("/metrics", metrics_route(services.metrics, db))
-    if teams is not None:
-        add_teams_route(web_app, teams)
+    bolt = slack.bolt if slack is not None else None
     bridge = Bridge(settings=settings, services=services, db=db, bolt=bolt, web_app=web_app, workers=workers)
     bridge.closers = [respondent, rally, *services.chats.values(), *([teams] if teams is not None else [])]
 

@@ -1,4 +1,8 @@
-"""Name every missing or invalid setting, by its environment variable."""
+"""Name every missing or invalid setting, by its environment variable, and say which chat platforms are on.
+
+Each chat platform is optional, but at least one must be on. A platform is on once any of its settings is given,
+and must then be complete: half a platform is an error naming what is missing, never a silently closed route.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,25 @@ from pydantic import ValidationError
 
 from bot.settings import REQUIRED_FOR_SERVE, Settings
 
+# Any of these set means Slack is meant to be on (SLACK_API_URL and the pacing settings have defaults: they do not).
+SLACK_CREDENTIALS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+)
+# Any of these set means Teams is meant to be on (``Settings.teams_enabled``; the sandbox flag when true).
+TEAMS_SETTINGS = ("MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID", "RALLYBRIDGE_TEAMS_SANDBOX")
+
+NO_PLATFORM = (
+    "chat platform: none configured; set at least one. Slack: SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or "
+    "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET to install to many workspaces; see "
+    "docs/slack-setup.md). Microsoft Teams: MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (see docs/teams-setup.md)"
+)
+
+IsSet = Callable[[str], bool]
+
 
 def _alias(field_name: str) -> str:
     field = Settings.model_fields.get(field_name)
@@ -17,21 +40,42 @@ def _alias(field_name: str) -> str:
     return alias if isinstance(alias, str) else field_name
 
 
-def _missing(is_set: Callable[[str], bool], reported: set[str]) -> list[str]:
-    problems = [f"{env}: not set" for env in REQUIRED_FOR_SERVE if not is_set(env) and env not in reported]
+def _slack_missing(is_set: IsSet) -> list[str]:
+    """What a partly configured Slack lacks; nothing when it is complete or when no Slack credential is set."""
+    if not any(is_set(env) for env in SLACK_CREDENTIALS):
+        return []
+    problems: list[str] = []
+    oauth_part = is_set("SLACK_CLIENT_ID") or is_set("SLACK_CLIENT_SECRET")
     oauth = is_set("SLACK_CLIENT_ID") and is_set("SLACK_CLIENT_SECRET")
-    if not is_set("SLACK_BOT_TOKEN") and not oauth and "SLACK_BOT_TOKEN" not in reported:
-        problems.insert(
-            0,
-            "SLACK_BOT_TOKEN: not set (one workspace: its xoxb- bot token; or set SLACK_CLIENT_ID and "
-            "SLACK_CLIENT_SECRET to install the app to many workspaces through /slack/install)",
+    if not is_set("SLACK_BOT_TOKEN") and not oauth:
+        problems.append(
+            "SLACK_BOT_TOKEN: not set (Slack is partly configured. One workspace: its xoxb- bot token; or set "
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install the app to many workspaces through /slack/install"
+            + ("" if oauth_part else "; or remove the SLACK_* settings to run without Slack")
+            + ")"
         )
     for given, other in (("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"), ("SLACK_CLIENT_SECRET", "SLACK_CLIENT_ID")):
-        if is_set(given) and not is_set(other) and other not in reported:
+        if is_set(given) and not is_set(other):
             problems.append(f"{other}: not set (OAuth install to many workspaces needs both {given} and {other})")
-    if not is_set("SLACK_SIGNING_SECRET") and not is_set("SLACK_APP_TOKEN") and "SLACK_SIGNING_SECRET" not in reported:
-        problems.append("SLACK_SIGNING_SECRET: not set (needed unless SLACK_APP_TOKEN selects Socket Mode)")
+    if not is_set("SLACK_SIGNING_SECRET") and not is_set("SLACK_APP_TOKEN"):
+        problems.append(
+            "SLACK_SIGNING_SECRET: not set (Slack is partly configured: the app's signing secret verifies "
+            "/slack/events; not needed when SLACK_APP_TOKEN selects Socket Mode)"
+        )
     return problems
+
+
+def _missing(is_set: IsSet, reported: set[str], *, teams_given: bool) -> list[str]:
+    """The required settings that are not set, and what the chat platforms lack (``reported``: already named)."""
+    problems = [f"{env}: not set" for env in REQUIRED_FOR_SERVE if not is_set(env)]
+    if not teams_given and not any(is_set(env) for env in SLACK_CREDENTIALS):
+        problems.insert(0, NO_PLATFORM)
+    problems += _slack_missing(is_set)
+    return [p for p in problems if p.split(":", 1)[0] not in reported]
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on", "t", "y")
 
 
 def load_settings() -> tuple[Settings | None, list[str]]:
@@ -42,13 +86,22 @@ def load_settings() -> tuple[Settings | None, list[str]]:
         problems = [f"{_alias(str(e['loc'][0]) if e['loc'] else '?')}: {e['msg']}" for e in exc.errors()]
         given = {**{k: v for k, v in dotenv_values(".env").items() if v}, **os.environ}
         invalid = {line.split(":", 1)[0] for line in problems}
-        return None, problems + _missing(lambda env: bool(given.get(env)), invalid)
+
+        def is_set(env: str) -> bool:
+            return bool(given.get(env)) or env in invalid
+
+        teams = any(is_set(env) for env in TEAMS_SETTINGS[:-1]) or _true(given.get(TEAMS_SETTINGS[-1]))
+        return None, problems + _missing(is_set, invalid, teams_given=teams)
+
+
+def _is_set(settings: Settings) -> IsSet:
+    fields = {_alias(name): name for name in Settings.model_fields}
+    return lambda env: getattr(settings, fields[env]) not in (None, "")
 
 
 def problems_for_serve(settings: Settings) -> list[str]:
     """What `serve` needs and does not have, or has in the wrong shape."""
-    fields = {_alias(name): name for name in Settings.model_fields}
-    problems = _missing(lambda env: getattr(settings, fields[env]) is not None, set())
+    problems = _missing(_is_set(settings), set(), teams_given=settings.teams_enabled)
     app_token, bot_token = settings.slack_app_token, settings.slack_bot_token
     if app_token is not None and not app_token.get_secret_value().startswith("xapp-"):
         problems.append("SLACK_APP_TOKEN: must be an app-level token starting with 'xapp-'")
@@ -58,3 +111,47 @@ def problems_for_serve(settings: Settings) -> list[str]:
 
     problems.extend(teams_problems(settings))
     return problems
+
+
+def platform_lines(settings: Settings, *, socket_mode: bool | None = None) -> list[str]:
+    """One line per chat platform: active and how, or not active and why (for a configuration that passed)."""
+    socket_mode = settings.socket_mode if socket_mode is None else socket_mode
+    lines: list[str] = []
+    if settings.slack_enabled:
+        how = "over Socket Mode (SLACK_APP_TOKEN)" if socket_mode else "over HTTP on /slack/events"
+        if settings.slack_oauth:
+            where = f"{settings.public_url}/slack/install" if settings.public_url else "/slack/install on this bridge"
+            imported = ""
+            if settings.slack_bot_token is not None:
+                imported = " SLACK_BOT_TOKEN is imported as its workspace's installation."
+            lines.append(f"Slack: active, {how}; OAuth, install to many workspaces at {where}.{imported}")
+        else:
+            lines.append(
+                f"Slack: active, {how}; one workspace (SLACK_BOT_TOKEN). "
+                "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for many."
+            )
+    else:
+        lines.append(
+            "Slack: not active (no SLACK_BOT_TOKEN, SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET or "
+            "SLACK_APP_TOKEN is set; /slack/* answer 404). To add it, see docs/slack-setup.md."
+        )
+    if settings.teams_enabled and settings.microsoft_app_id:
+        lines.append(
+            f"Teams: active on /api/messages (MICROSOFT_APP_ID {settings.microsoft_app_id}, "
+            f"{settings.microsoft_app_type})."
+        )
+    elif settings.teams_enabled:
+        lines.append(
+            "Teams: active on /api/messages WITHOUT authentication (RALLYBRIDGE_TEAMS_SANDBOX: local sandboxes only)."
+        )
+    else:
+        lines.append(
+            "Teams: not active (no MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD or MICROSOFT_APP_TENANT_ID is set; "
+            "/api/messages answers 404). To add it, see docs/teams-setup.md."
+        )
+    return lines
+
+
+def active_platforms(settings: Settings) -> list[str]:
+    """The chat platforms `serve` opens with these settings, by the name the bridge gives them."""
+    return [name for name, on in (("slack", settings.slack_enabled), ("teams", settings.teams_enabled)) if on]

@@ -8,10 +8,13 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./rallybridge.sqlite3"
+# The chat platforms, by the name the bridge gives them (``Services.chats``), as people call them.
+PLATFORM_NAMES = {"slack": "Slack", "teams": "Microsoft Teams"}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # An empty variable (``SLACK_BOT_TOKEN=`` in a .env) counts as unset, as bot/config_check.py counts it.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, env_ignore_empty=True)
 
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="RALLYBRIDGE_DATABASE_URL")
     host: str = Field("0.0.0.0", validation_alias="RALLYBRIDGE_HOST")
@@ -30,6 +33,7 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(1.0, validation_alias="RALLYBRIDGE_RETRY_BASE_SECONDS", gt=0)
     retry_cap_seconds: float = Field(300.0, validation_alias="RALLYBRIDGE_RETRY_CAP_SECONDS", gt=0)
 
+    # Slack (optional, like Teams): on when its credentials are set (bot/config_check.py says which are needed).
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
@@ -61,7 +65,7 @@ class Settings(BaseSettings):
     rally_api_token: SecretStr | None = Field(None, validation_alias="RALLY_API_TOKEN")
     rally_webhook_secret: SecretStr | None = Field(None, validation_alias="RALLY_WEBHOOK_SECRET")
 
-    # Microsoft Teams (optional): without any MICROSOFT_* setting the bridge runs Slack-only. See docs/teams.md.
+    # Microsoft Teams (optional): without any MICROSOFT_* setting the bridge runs without Teams. See docs/teams.md.
     microsoft_app_id: str | None = Field(None, validation_alias="MICROSOFT_APP_ID")
     microsoft_app_password: SecretStr | None = Field(None, validation_alias="MICROSOFT_APP_PASSWORD")
     microsoft_app_type: str = Field("MultiTenant", validation_alias="MICROSOFT_APP_TYPE")
@@ -120,6 +124,13 @@ class Settings(BaseSettings):
         return bool(self.slack_client_id) and self.slack_client_secret is not None
 
     @property
+    def slack_enabled(self) -> bool:
+        """True when Slack can run: a bot token or the OAuth pair, and a signing secret or a Socket Mode token."""
+        tokens = self.slack_bot_token is not None or self.slack_oauth
+        inbound = self.slack_signing_secret is not None or self.slack_app_token is not None
+        return tokens and inbound
+
+    @property
     def allowed_slack_teams(self) -> frozenset[str]:
         return frozenset(t.strip() for t in (self.slack_allowed_team_ids or "").split(",") if t.strip())
 
@@ -130,8 +141,8 @@ class Settings(BaseSettings):
         return self.teams_sandbox or any(v is not None for v in given)
 
 
-# What `serve` cannot run without, by environment variable name.
-# SLACK_BOT_TOKEN is required too, unless SLACK_CLIENT_ID and SLACK_CLIENT_SECRET select OAuth (bot/config_check.py).
+# What `serve` cannot run without, by environment variable name. Besides these, at least one chat platform:
+# Slack, Teams or both, each complete once any of its settings is given (bot/config_check.py).
 REQUIRED_FOR_SERVE: tuple[str, ...] = (
     "RESPONDENT_API_KEY",
     "RESPONDENT_API_SECRET",

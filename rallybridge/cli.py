@@ -11,11 +11,13 @@ from pathlib import Path
 import typer
 from aiohttp import web
 
-from bot.config_check import load_settings, problems_for_serve
-from bot.settings import Settings
+from bot.config_check import active_platforms, load_settings, platform_lines, problems_for_serve
+from bot.settings import PLATFORM_NAMES, Settings
 from bridge import logs
 
-cli = typer.Typer(help="Rally Bridge: Respondent participant chat in your Slack channels.", no_args_is_help=True)
+cli = typer.Typer(
+    help="Rally Bridge: Respondent participant chat in your Slack or Microsoft Teams channels.", no_args_is_help=True
+)
 db_cli = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 log = logging.getLogger("rallybridge")
@@ -36,16 +38,15 @@ def _settings_or_exit(*, for_serve: bool) -> Settings:
 
 @cli.command("check-config")
 def check_config() -> None:
-    """Name every missing or invalid setting and exit non-zero if there is one."""
+    """Name every missing or invalid setting and exit non-zero if there is one; say which chat platforms are on."""
     settings = _settings_or_exit(for_serve=True)
-    mode = "Socket Mode" if settings.socket_mode else f"HTTP on {settings.host}:{settings.port}"
-    typer.echo(f"Configuration OK: Slack over {mode}, database {settings.database_url.split('://')[0]}.")
-    if settings.slack_oauth:
-        where = f"{settings.public_url}/slack/install" if settings.public_url else "/slack/install on this bridge"
-        imported = " SLACK_BOT_TOKEN is imported as its workspace's installation." if settings.slack_bot_token else ""
-        typer.echo(f"Slack: OAuth, install to many workspaces at {where}.{imported}")
-    else:
-        typer.echo("Slack: one workspace (SLACK_BOT_TOKEN). Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for many.")
+    on = " and ".join(PLATFORM_NAMES[p] for p in active_platforms(settings))
+    typer.echo(
+        f"Configuration OK: chat on {on}; HTTP on {settings.host}:{settings.port}; "
+        f"database {settings.database_url.split('://')[0]}."
+    )
+    for line in platform_lines(settings):
+        typer.echo(line)
 
 
 @db_cli.command("upgrade")
@@ -71,8 +72,8 @@ def serve(
     """Run the bridge: every HTTP route on one aiohttp server, plus the workers."""
     settings = _settings_or_exit(for_serve=True)
     logs.configure(settings.log_level, json=logs.wants_json(settings.log_format))
-    if socket_mode and settings.slack_app_token is None:
-        typer.echo("--socket-mode needs SLACK_APP_TOKEN (an xapp- app-level token).", err=True)
+    if socket_mode and (settings.slack_app_token is None or not settings.slack_enabled):
+        typer.echo("--socket-mode needs Slack with SLACK_APP_TOKEN (an xapp- app-level token).", err=True)
         raise typer.Exit(code=2)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, socket_mode=socket_mode or settings.socket_mode))
@@ -81,7 +82,7 @@ def serve(
 async def _serve(settings: Settings, *, socket_mode: bool) -> None:
     from bot.app import SchemaOutOfDate, build_bridge
 
-    bridge = build_bridge(settings, http_slack=not socket_mode)
+    bridge = build_bridge(settings, http_slack=not socket_mode)  # only the configured chat platforms
     runner = web.AppRunner(bridge.web_app, access_log=None)
     try:
         await runner.setup()
@@ -92,17 +93,18 @@ async def _serve(settings: Settings, *, socket_mode: bool) -> None:
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     handler = None
-    if socket_mode:
+    if socket_mode and bridge.bolt is not None:
         from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
         assert settings.slack_app_token is not None
         handler = AsyncSocketModeHandler(bridge.bolt, settings.slack_app_token.get_secret_value())
         await handler.connect_async()
+    platforms = {"slack": f"Slack over {'Socket Mode' if socket_mode else 'HTTP'}", "teams": "Teams"}
     log.info(
-        "Rally Bridge listening on %s:%s (Slack over %s)",
+        "Rally Bridge listening on %s:%s (%s)",
         settings.host,
         settings.port,
-        "Socket Mode" if socket_mode else "HTTP",
+        ", ".join(platforms[p] for p in bridge.services.chats),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

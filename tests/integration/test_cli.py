@@ -17,14 +17,14 @@ from tests.integration.processes import RALLYBRIDGE
 pytestmark = pytest.mark.slow
 
 MISSING = [
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
     "RESPONDENT_API_KEY",
     "RESPONDENT_API_SECRET",
     "RESPONDENT_WEBHOOK_KEY",
     "RALLY_API_TOKEN",
     "RALLY_WEBHOOK_SECRET",
 ]
+# With no chat platform at all, one line says so and names what Slack and Teams each need.
+NO_PLATFORM = "chat platform"
 
 
 def _bare_env(tmp_path: Path) -> dict[str, str]:
@@ -71,9 +71,11 @@ def test_check_config_with_empty_environment_names_every_missing_variable(tmp_pa
     result = run(tmp_path, "check-config", env=_bare_env(tmp_path))
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert _named(output) == set(MISSING), output
+    assert _named(output) == {*MISSING, NO_PLATFORM}, output
     for name in MISSING:
         assert f"{name}: not set" in output, output
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD"):
+        assert name in output, output
     assert "Configuration OK" not in output
 
 
@@ -91,7 +93,7 @@ def test_check_config_names_missing_variables_alongside_an_invalid_one(tmp_path:
     env = {**_bare_env(tmp_path), "RALLY_WEBHOOK_SECRET": "not-a-svix-secret"}
     result = run(tmp_path, "check-config", env=env)
     assert result.returncode != 0
-    assert _named(result.stdout + result.stderr) == set(MISSING), result.stderr
+    assert _named(result.stdout + result.stderr) == {*MISSING, NO_PLATFORM}, result.stderr
 
 
 def test_check_config_with_a_full_valid_environment_exits_0(tmp_path: Path) -> None:
