@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bridge.effects import DELIVERED_REACTION, FAILED_REACTION, PENDING_REACTION
+from adapters.slack.platform import EMOJI
+from core.domain import Mark
 from reliability.harness import Stage, Suite, unfinished, wait_until
 from reliability.report import Row
 from storage.migrate import upgrade_async
 from tests.integration.processes import slack_post
+
+# How the bridge's marks show in Slack: reactions on the researchers' replies.
+PENDING_REACTION, DELIVERED_REACTION, FAILED_REACTION = EMOJI[Mark.PENDING], EMOJI[Mark.DELIVERED], EMOJI[Mark.FAILED]
 
 
 async def run(suite: Suite, row: Row) -> None:
