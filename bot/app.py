@@ -28,6 +28,7 @@ from adapters.teams.setup import add_route as add_teams_route
 from adapters.teams.setup import build_teams
 from adapters.web import Record
 from bot.observability import metrics_route, timing_middleware
+from bot.pages import add_pages
 from bot.settings import Settings
 from bot.web import add_not_configured, health_route, ready_route
 from bridge import reconcile_schedule
@@ -261,6 +262,7 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     web_app.router.add_get("/healthz", health_route(db))
     web_app.router.add_get("/readyz", ready)
     web_app.router.add_get("/metrics", metrics_route(services.metrics, db))
+    add_pages(web_app)  # GET /privacy, GET /terms: the Teams manifest's privacyUrl and termsOfUseUrl
     bolt = slack.bolt if slack is not None else None
     bridge = Bridge(settings=settings, services=services, db=db, bolt=bolt, web_app=web_app, workers=workers)
     bridge.closers = [respondent, rally, *services.chats.values(), *([teams] if teams is not None else [])]

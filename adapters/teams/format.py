@@ -3,9 +3,13 @@
 Outgoing messages are sent with ``textFormat: "xml"`` (Teams' HTML subset). The bridge's own words
 (``core.message.Text``) are rendered by :func:`render`: commands as ``@<bot name> <words>``, "Teams" for the
 platform's name, no home-only clauses (Teams has no home). Every part, and all text from outside (participants,
-Rally names), is HTML-escaped, so ``<at>...</at>`` cannot mention anyone, ``<a href>`` cannot disguise a link and
-no markup reaches the channel; newlines become ``<br>``. Adaptive Card text blocks render a Markdown subset,
-so outside text placed in a card is also Markdown-escaped.
+Rally names, failure reasons), is HTML-escaped, so ``<at>...</at>`` cannot mention anyone, ``<a href>`` cannot
+disguise a link and no markup reaches the channel; newlines become ``<br>``. Teams may also read Markdown in a
+message, so the characters Markdown builds links and formatting from (``[ ] \\ * _ ` ~ |``, a ``(`` after ``]``,
+a heading, list or rule marker at the start of a line) are sent as numeric character references: Teams' HTML
+shows them as the characters, and a Markdown reader takes a character reference as a literal character, never as
+syntax. So ``[label](https://evil.example)`` reads as typed and is no link. Adaptive Card text blocks render a
+Markdown subset and no HTML, so outside text placed in a card is Markdown-escaped with backslashes instead.
 
 Incoming researcher messages arrive as Teams text: ``<at>Name</at>`` mentions, sometimes HTML (``<p>``,
 ``<a href>``, ``<br>``) and entities. :func:`to_plain_text` turns that into what the participant reads.
@@ -18,6 +22,7 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.message import EMAIL_ACCESS, Dialect, Text
 
@@ -25,17 +30,40 @@ _MENTION = re.compile(r"<at[^<>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 _LINK = re.compile(r"<a\s[^<>]*?href\s*=\s*(\"[^\"]*\"|'[^']*')[^<>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
 _BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^<>]*>|</div>\s*<div[^<>]*>", re.IGNORECASE)
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(\s[^<>]*)?/?>")
+# Markdown syntax anywhere in a line: emphasis, code, strikethrough, table cells, link and image brackets, escapes;
+# the ``(`` that would open a link's target after ``]``.
+_MARKDOWN_INLINE = re.compile(r"[\\`*_~|\[\]]|(?<=\])\(")
+# Markdown syntax at the start of a line: a heading, a list item, a setext underline or a thematic break (a quote's
+# ``>`` is already ``&gt;``, a ``*`` or ``_`` already a reference).
+_MARKDOWN_LINE_START = re.compile(r"^([ \t]*)(?:(#|[+=-](?=[\s=-]|$))|(\d{1,9})([.)])(?=\s|$))", re.MULTILINE)
 _MARKDOWN = re.compile(r"([\\`*_\[\]~])")
+_CARD_LIST_MARKER = re.compile(r"^(\s*)(?:([+-])|(\d+)(\.))(?=\s|$)")
+
+
+def _reference(char: str) -> str:
+    return f"&#{ord(char)};"
+
+
+def _line_start(match: re.Match[str]) -> str:
+    indent, marker, number, dot = match.groups()
+    return indent + (_reference(marker) if marker else number + _reference(dot))
 
 
 def escape(text: str) -> str:
-    """Outside text made inert in a Teams ``xml`` message: HTML-escaped, newlines as ``<br>``."""
-    return html.escape(text, quote=False).replace("\r\n", "\n").replace("\n", "<br>")
+    """Outside text made inert in a Teams ``xml`` message: HTML-escaped, Markdown syntax as numeric character
+    references, newlines as ``<br>`` (see the module docstring)."""
+    text = html.escape(text.replace("\r\n", "\n").replace("\r", "\n"), quote=False)  # adds no Markdown syntax
+    text = _MARKDOWN_INLINE.sub(lambda m: _reference(m.group()), text)
+    return _MARKDOWN_LINE_START.sub(_line_start, text).replace("\n", "<br>")
 
 
 def escape_markdown(text: str) -> str:
-    """Outside text made inert in an Adaptive Card ``TextBlock`` (Markdown subset): backslash-escaped."""
-    return _MARKDOWN.sub(r"\\\1", text.replace("\n", " "))
+    """Outside text made inert in an Adaptive Card ``TextBlock`` (Markdown subset, no HTML): backslash-escaped, and a
+    leading list marker (``- ``, ``+ ``, ``1. ``) too; newlines become spaces."""
+    escaped = _MARKDOWN.sub(r"\\\1", " ".join(text.splitlines()))
+    return _CARD_LIST_MARKER.sub(
+        lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\."), escaped
+    )
 
 
 def _link_text(url: str, label: str) -> str:
@@ -109,19 +137,30 @@ def format_session_time(when: datetime) -> str:
     return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
 
 
+def _web_url(url: str) -> bool:
+    """An absolute ``http(s)`` URL with a host and no whitespace or control characters: safe to open from a button."""
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        return False
+    try:
+        parsed = urlsplit(url)
+        return parsed.scheme in ("https", "http") and bool(parsed.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+
+
 def root_card(
     participant_name: str, study_name: str, session_starts_at: datetime | None, scheduling_url: str | None
 ) -> dict[str, Any]:
-    """The Adaptive Card of a participant's thread root: the same facts as the Slack root message."""
+    """The Adaptive Card of a participant's thread root: the same facts as the Slack root message. The scheduling
+    link is the card's ``Action.OpenUrl`` button, not a fact: a URL is not text to escape (a Markdown-escaped
+    ``pa\\_1`` would show its backslash where Teams does not honour the escape), and only an ``http(s)`` URL is
+    offered at all."""
     facts = [{"title": "Study", "value": escape_markdown(study_name)}]
     if session_starts_at is not None:
         facts.append({"title": "Session", "value": format_session_time(session_starts_at)})
     actions: list[dict[str, Any]] = []
-    if scheduling_url:
-        safe = scheduling_url.startswith(("https://", "http://")) and " " not in scheduling_url
-        facts.append({"title": "Scheduling", "value": escape_markdown(scheduling_url)})
-        if safe:
-            actions.append({"type": "Action.OpenUrl", "title": "Scheduling link", "url": scheduling_url})
+    if scheduling_url and _web_url(scheduling_url):
+        actions.append({"type": "Action.OpenUrl", "title": "Scheduling link", "url": scheduling_url})
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",

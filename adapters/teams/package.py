@@ -1,5 +1,7 @@
 """The installable Teams app package: ``app_package/manifest.json`` with the bot's app id and the bridge's host
-filled in, plus the two icons (color 192x192, outline 32x32, PNG). Also draws those icons (no imaging library needed).
+filled in, its privacy and terms URLs pointing at the pages the bridge serves (``<url>/privacy``, ``<url>/terms``:
+``bot/pages.py``), plus the two icons (color 192x192, outline 32x32, PNG). Also draws those icons (no imaging library
+needed).
 
 The template and the icons are package data (``adapters/teams/app_package/``), read with ``importlib.resources``, so
 the command works from any install (a wheel, ``pip install .``, the container), not only from a checkout.
@@ -24,6 +26,7 @@ from urllib.parse import urlparse
 APP_PACKAGE = resources.files("adapters.teams") / "app_package"  # manifest.json, color.png, outline.png
 PLACEHOLDER_APP_ID = "00000000-0000-0000-0000-000000000000"
 PLACEHOLDER_HOST = "rallybridge.example.com"
+PRIVACY_PATH, TERMS_PATH = "/privacy", "/terms"  # the bridge's own pages (bot/pages.py serves them)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 Pixel = tuple[int, int, int, int]
@@ -69,13 +72,16 @@ def manifest(app_id: str, url: str, *, template: Traversable = APP_PACKAGE / "ma
     if not _GUID.match(app_id):
         raise PackageError(f"--app-id must be the bot's Microsoft App ID (a GUID), not {app_id!r}")
     parsed = urlparse(url)
-    if parsed.scheme != "https" or not parsed.hostname:
+    if parsed.scheme != "https" or not parsed.hostname or "@" in parsed.netloc:
         raise PackageError(f"--url must be the bridge's public https:// URL, not {url!r}")
     if not template.is_file():
         raise PackageError(f"the manifest template {template} is missing: reinstall Rally Bridge")
     text = template.read_text(encoding="utf-8")
     text = text.replace(PLACEHOLDER_APP_ID, app_id.lower()).replace(PLACEHOLDER_HOST, parsed.hostname)
     data: dict[str, Any] = json.loads(text)
+    # The bridge serves these pages itself (bot/pages.py), under its URL, path included.
+    base = f"https://{parsed.netloc}{parsed.path.rstrip('/')}"
+    data["developer"].update(websiteUrl=base, privacyUrl=f"{base}{PRIVACY_PATH}", termsOfUseUrl=f"{base}{TERMS_PATH}")
     return data
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from tests.integration.conftest import eventually
 from tests.integration.flows import participant_writes
 from tests.teams.conftest import CHANNEL, OTHER_CHANNEL, TeamsWorld
@@ -28,7 +30,8 @@ async def test_link_refusals_are_private_and_name_the_reason(tw: TeamsWorld) -> 
     await tw.teams.command(CHANNEL, tw.cast.outsider, f"link {tw.study.study_id}")
     assert "not on the team" in (await eventually(lambda: tw.private(tw.cast.outsider), what="refusal"))[0]
     await tw.teams.command(CHANNEL, tw.cast.owner, "link st_nope")
-    assert 'no study "st_nope"' in (await eventually(lambda: tw.private(tw.cast.owner), what="unknown study"))[0]
+    unknown = (await eventually(lambda: tw.private(tw.cast.owner), what="unknown study"))[0]
+    assert 'no study "st_nope"' in html.unescape(unknown)  # the "_" reaches Teams as a character reference
     await tw.teams.command(CHANNEL, tw.cast.owner, "help")
     help_text = (await eventually(lambda: tw.private(tw.cast.owner)[1:], what="help"))[0]
     # Same words as Slack, addressed the Teams way; our own text is escaped too.
@@ -56,7 +59,10 @@ async def test_duplicate_approval_webhooks_give_one_chain(tw: TeamsWorld) -> Non
 
 async def test_participant_messages_appear_in_the_chain_escaped_attributed_in_order_once(tw: TeamsWorld) -> None:
     root_id = await tw.link()
-    evil = 'Hi <at>General</at> <a href="https://evil.example">your bank</a> & <script>x()</script>'
+    evil = (
+        'Hi <at>General</at> <a href="https://evil.example">your bank</a> & <script>x()</script>'
+        " [label](https://evil.example)"
+    )
     await participant_writes(tw.world, tw.study.jordan, evil, deliveries=2)
     for n in range(3):
         await participant_writes(tw.world, tw.study.jordan, f"message {n}", deliveries=2)
@@ -69,6 +75,8 @@ async def test_participant_messages_appear_in_the_chain_escaped_attributed_in_or
     assert "&lt;at&gt;General&lt;/at&gt;" in first and "<at>" not in first
     assert '&lt;a href="https://evil.example"&gt;' in first and "<a " not in first
     assert "&amp;" in first and "<script>" not in first
+    # Nor a Markdown link: its brackets reach Teams as character references, shown as typed.
+    assert "[label]" not in first and "](" not in first and "&#91;label&#93;&#40;https://evil.example)" in first
     assert [r.rsplit("message ", 1)[-1] for r in replies[1:]] == ["0", "1", "2"]
     sent = [a for a in tw.teams.connector.replies(CHANNEL, root_id)]
     assert all(a["textFormat"] == "xml" and a["replyToId"] == root_id for a in sent)

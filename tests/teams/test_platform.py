@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -100,6 +101,19 @@ async def test_connector_errors_map_to_the_cores_errors(rig: Rig, status: int, e
     assert type(raised.value) is error
     if status == 429:
         assert isinstance(raised.value, TemporaryFailure) and raised.value.retry_after == 3
+
+
+async def test_a_participants_markdown_link_reaches_the_connector_as_plain_characters(rig: Rig) -> None:
+    root = await rig.platform.post_thread_root(CHANNEL, ThreadRoot("Jordan L.", "Study", None, None), key="root:1")
+    await rig.platform.post_participant_message(
+        CHANNEL, root.post_id, "Jo [bank](https://evil.example)", "[label](https://evil.example) *now*", key="m:1"
+    )
+    (sent,) = rig.connector.replies(CHANNEL, root.post_id)
+    assert sent["textFormat"] == "xml"
+    assert "[label]" not in sent["text"] and "[bank]" not in sent["text"] and "](" not in sent["text"]
+    assert "*" not in sent["text"]
+    shown = html.unescape(sent["text"])  # what Teams' HTML shows: the words as typed
+    assert shown == "<b>Jo [bank](https://evil.example)</b> (participant):<br>[label](https://evil.example) *now*"
 
 
 async def test_lookup_user_reads_the_roster_email_or_upn(rig: Rig) -> None:
