@@ -28,7 +28,8 @@ TEAMS_SETTINGS = ("MICROSOFT_APP_ID", "MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_T
 NO_PLATFORM = (
     "chat platform: none configured; set at least one. Slack: SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or "
     "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_SIGNING_SECRET to install to many workspaces; see "
-    "docs/slack-setup.md). Microsoft Teams: MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD (see docs/teams-setup.md)"
+    "docs/slack-setup.md). Microsoft Teams: MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD and MICROSOFT_APP_TENANT_ID "
+    "(see docs/teams-setup.md)"
 )
 
 IsSet = Callable[[str], bool]
@@ -113,6 +114,19 @@ def problems_for_serve(settings: Settings) -> list[str]:
     return problems
 
 
+def _app_type(settings: Settings) -> str:
+    """The bot's type of app as check-config reports it, with the way back for a bot that relied on the old default."""
+    app_type, tenant = settings.microsoft_app_type, settings.microsoft_app_tenant_id
+    said = f"{app_type}, tenant {tenant}" if tenant and app_type != "MultiTenant" else app_type
+    if settings.microsoft_app_type_given:
+        return said
+    return (
+        f"{said}: MICROSOFT_APP_TYPE is not set and SingleTenant is the default. If this bot was created as Multi "
+        "Tenant (before 31 July 2025, when MultiTenant was this bridge's default) and Teams now refuses its "
+        "tokens, set MICROSOFT_APP_TYPE=MultiTenant"
+    )
+
+
 def platform_lines(settings: Settings, *, socket_mode: bool | None = None) -> list[str]:
     """One line per chat platform: active and how, or not active and why (for a configuration that passed)."""
     socket_mode = settings.socket_mode if socket_mode is None else socket_mode
@@ -137,8 +151,7 @@ def platform_lines(settings: Settings, *, socket_mode: bool | None = None) -> li
         )
     if settings.teams_enabled and settings.microsoft_app_id:
         lines.append(
-            f"Teams: active on /api/messages (MICROSOFT_APP_ID {settings.microsoft_app_id}, "
-            f"{settings.microsoft_app_type})."
+            f"Teams: active on /api/messages (MICROSOFT_APP_ID {settings.microsoft_app_id}, {_app_type(settings)})."
         )
     elif settings.teams_enabled:
         lines.append(

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./rallybridge.sqlite3"
 # The chat platforms, by the name the bridge gives them (``Services.chats``), as people call them.
 PLATFORM_NAMES = {"slack": "Slack", "teams": "Microsoft Teams"}
+# MICROSOFT_APP_TYPE's values, as Azure's "Type of app" and botbuilder's APP_TYPE name them.
+APP_TYPES = ("SingleTenant", "UserAssignedMSI", "MultiTenant")
 
 
 class Settings(BaseSettings):
@@ -68,7 +70,9 @@ class Settings(BaseSettings):
     # Microsoft Teams (optional): without any MICROSOFT_* setting the bridge runs without Teams. See docs/teams.md.
     microsoft_app_id: str | None = Field(None, validation_alias="MICROSOFT_APP_ID")
     microsoft_app_password: SecretStr | None = Field(None, validation_alias="MICROSOFT_APP_PASSWORD")
-    microsoft_app_type: str = Field("MultiTenant", validation_alias="MICROSOFT_APP_TYPE")
+    # How the Azure Bot authenticates (APP_TYPES; adapters/teams/setup.py). SingleTenant is the default: Azure
+    # creates no new multi-tenant bots since 31 July 2025; a bot created as Multi Tenant before then sets MultiTenant.
+    microsoft_app_type: str = Field("SingleTenant", validation_alias="MICROSOFT_APP_TYPE")
     microsoft_app_tenant_id: str | None = Field(None, validation_alias="MICROSOFT_APP_TENANT_ID")
     # Overrides for sandboxes: where channel tokens' keys are published, their issuer, the outbound token URL.
     microsoft_openid_metadata_url: str | None = Field(None, validation_alias="MICROSOFT_OPENID_METADATA_URL")
@@ -109,10 +113,10 @@ class Settings(BaseSettings):
     @field_validator("microsoft_app_type")
     @classmethod
     def _app_type(cls, value: str) -> str:
-        for known in ("MultiTenant", "SingleTenant"):
+        for known in APP_TYPES:
             if value.strip().casefold() == known.casefold():
                 return known
-        raise ValueError("must be MultiTenant or SingleTenant")
+        raise ValueError("must be SingleTenant, UserAssignedMSI or MultiTenant (the Azure Bot's type of app)")
 
     @property
     def socket_mode(self) -> bool:
@@ -133,6 +137,11 @@ class Settings(BaseSettings):
     @property
     def allowed_slack_teams(self) -> frozenset[str]:
         return frozenset(t.strip() for t in (self.slack_allowed_team_ids or "").split(",") if t.strip())
+
+    @property
+    def microsoft_app_type_given(self) -> bool:
+        """False when MICROSOFT_APP_TYPE is not set and the default (SingleTenant) applies."""
+        return "microsoft_app_type" in self.model_fields_set
 
     @property
     def teams_enabled(self) -> bool:

@@ -7,16 +7,23 @@ OpenID metadata's JWKS with the ``msteams`` endorsement, expiry, audience = our 
 (503).
 
 Outbound: the same ``credentials_factory`` the adapter uses makes the credentials whose token we send to the
-connector. In production that is botbuilder's ``ConfigurationServiceClientCredentialFactory`` (MSAL, multi- or
-single-tenant); with ``MICROSOFT_LOGIN_URL`` set (sandbox) it is :class:`TokenEndpointCredentialFactory`, a
-plain OAuth2 client-credentials call to that URL (MSAL insists on https and instance discovery).
+connector. In production that is botbuilder's ``ConfigurationServiceClientCredentialFactory``, by ``APP_TYPE``:
+``SingleTenant`` and ``MultiTenant`` give ``MicrosoftAppCredentials`` (MSAL client credentials at
+``https://login.microsoftonline.com/<tenant id>``, or ``/botframework.com`` for MultiTenant), ``UserAssignedMSI``
+gives ``ManagedIdentityAppCredentials`` (MSAL's managed identity client; the app id is the identity's client id).
+tests/teams/test_outbound_tokens.py runs exactly that path against a local Entra ID stand-in, reached through
+``HTTPS_PROXY`` / ``REQUESTS_CA_BUNDLE``, which MSAL honours.
+
+With ``MICROSOFT_LOGIN_URL`` set (sandboxes, the demo and the other Teams tests) it is
+:class:`TokenEndpointCredentialFactory` instead: a plain OAuth2 client-credentials call to that URL, whatever
+the type. That shortcut skips MSAL, the authority and the tenant: never set it for a real bot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -113,6 +120,10 @@ class TokenEndpointCredentialFactory(ServiceClientCredentialsFactory):
 def credentials_factory(config: TeamsAuthConfig) -> ServiceClientCredentialsFactory:
     if config.LOGIN_URL:
         return TokenEndpointCredentialFactory(config.APP_ID, config.APP_PASSWORD, config.LOGIN_URL)
+    if not config.APP_ID:
+        # No app id (RALLYBRIDGE_TEAMS_SANDBOX): no authentication. botbuilder allows that only in its MultiTenant
+        # branch; SingleTenant and UserAssignedMSI raise without an app id.
+        config = replace(config, APP_TYPE="MultiTenant")
     return ConfigurationServiceClientCredentialFactory(config)
 
 

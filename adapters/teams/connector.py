@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -28,8 +29,12 @@ log = logging.getLogger(__name__)
 
 TokenSource = Callable[[], Awaitable[str | None]]
 SERVICE = "Teams connector"
+CHECK_CREDENTIALS = "check MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD, MICROSOFT_APP_TYPE and MICROSOFT_APP_TENANT_ID"
+# In botbuilder's token failure text: MSAL's error code and Entra's AADSTS number (never the description, which
+# names the app and tenant).
+_TOKEN_ERROR = re.compile(r"\berror: ([a-z_]+)|\b(AADSTS\d+)")
 _REASONS = {
-    401: "the bot's Microsoft credentials were refused (check MICROSOFT_APP_ID / MICROSOFT_APP_PASSWORD)",
+    401: f"the bot's Microsoft credentials were refused ({CHECK_CREDENTIALS})",
     403: "the bot may not post there (is the Rally Bridge app installed in this team?)",
 }
 
@@ -42,6 +47,14 @@ def _error(what: str, status: int, reason: str | None, body: Any, headers: Any) 
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = {"message": body["error"].get("message") or body["error"].get("code")}
     return error_for_status(f"{SERVICE} {what}:", status, reason, body, headers)
+
+
+def _token_error(exc: Exception) -> str:
+    """Why no token came: the exception type, plus Entra's error codes when it refused the credentials."""
+    codes = [a or b for a, b in _TOKEN_ERROR.findall(str(exc))]
+    if not codes:
+        return type(exc).__name__
+    return f"{type(exc).__name__} {' '.join(dict.fromkeys(codes))}: {CHECK_CREDENTIALS}"
 
 
 class ConnectorClient:
@@ -69,7 +82,7 @@ class ConnectorClient:
         except RallyBridgeError:
             raise
         except Exception as exc:  # MSAL / token endpoint trouble: nothing was sent yet
-            raise TemporaryFailure(f"{SERVICE}: could not get a bot token ({type(exc).__name__})") from exc
+            raise TemporaryFailure(f"{SERVICE}: could not get a bot token ({_token_error(exc)})") from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:

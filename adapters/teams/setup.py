@@ -41,6 +41,8 @@ class TeamsSettings(Protocol):
     @property
     def microsoft_app_type(self) -> str: ...
     @property
+    def microsoft_app_type_given(self) -> bool: ...
+    @property
     def microsoft_app_tenant_id(self) -> str | None: ...
     @property
     def microsoft_openid_metadata_url(self) -> str | None: ...
@@ -66,20 +68,48 @@ class Teams:
         await self.connector.close()
 
 
+LEGACY_HINT = (
+    "a bot created as Multi Tenant, before Azure stopped offering that type on 31 July 2025, sets "
+    "MICROSOFT_APP_TYPE=MultiTenant (the default was MultiTenant before this release)"
+)
+
+
 def teams_problems(settings: TeamsSettings) -> list[str]:
-    """What stops the Teams route from opening safely (empty when Teams is off or configured)."""
+    """What stops the Teams route from opening safely (empty when Teams is off or configured).
+
+    Per ``MICROSOFT_APP_TYPE``: ``SingleTenant`` (the default) needs the app id, the client secret and the tenant
+    id; ``UserAssignedMSI`` the managed identity's client id and the tenant id, and no secret; ``MultiTenant`` the
+    app id and the client secret.
+    """
     if not settings.teams_enabled:
         return []
+    app_type = settings.microsoft_app_type
     problems: list[str] = []
     if not settings.microsoft_app_id and not settings.teams_sandbox:
+        what = "the managed identity's client id" if app_type == "UserAssignedMSI" else "the bot's app id"
         problems.append(
-            "MICROSOFT_APP_ID: not set (the Teams route needs it; RALLYBRIDGE_TEAMS_SANDBOX=1 opens it "
+            f"MICROSOFT_APP_ID: not set ({what}; the Teams route needs it. RALLYBRIDGE_TEAMS_SANDBOX=1 opens it "
             "without authentication, for local sandboxes only)"
         )
-    if settings.microsoft_app_id and settings.microsoft_app_password is None:
-        problems.append("MICROSOFT_APP_PASSWORD: not set (the client secret of the bot's app registration)")
-    if settings.microsoft_app_type == "SingleTenant" and not settings.microsoft_app_tenant_id:
-        problems.append("MICROSOFT_APP_TENANT_ID: not set (needed when MICROSOFT_APP_TYPE is SingleTenant)")
+    if not settings.microsoft_app_id:
+        return problems
+    secret = settings.microsoft_app_password is not None
+    if app_type == "UserAssignedMSI" and secret:
+        problems.append(
+            "MICROSOFT_APP_PASSWORD: set, but MICROSOFT_APP_TYPE is UserAssignedMSI, which uses the managed "
+            "identity and no client secret: remove it (or set the type the Azure Bot was created with)"
+        )
+    elif app_type != "UserAssignedMSI" and not secret:
+        problems.append(
+            f"MICROSOFT_APP_PASSWORD: not set (the client secret of the bot's app registration, needed with "
+            f"MICROSOFT_APP_TYPE {app_type})"
+        )
+    if app_type != "MultiTenant" and not settings.microsoft_app_tenant_id:
+        why = f"needed with MICROSOFT_APP_TYPE {app_type}"
+        if app_type == "SingleTenant":
+            default = "" if settings.microsoft_app_type_given else ", the default when MICROSOFT_APP_TYPE is not set"
+            why += f"{default}; {LEGACY_HINT}"
+        problems.append(f"MICROSOFT_APP_TENANT_ID: not set (your Microsoft Entra tenant id, {why})")
     return problems
 
 

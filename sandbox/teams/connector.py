@@ -59,7 +59,8 @@ class TeamsConnectorSandbox(SandboxServer):
         self.app_limit = app_limit
         self.app_sends: deque[float] = deque()
         self.accepted: list[AcceptedSend] = []
-        self.tokens: set[str] = set()
+        self.tokens: set[str] = set()  # bearer tokens the connector accepts (this stand-in's, or given to it)
+        self.bearers: list[str] = []  # the bearer token of every connector call, accepted or not
         self.channels: dict[str, str] = {}
         self.members: dict[str, dict[str, Any]] = {}
         # conversation id -> activities in it (channel id: root posts; "<channel>;messageid=<root>": replies).
@@ -127,9 +128,13 @@ class TeamsConnectorSandbox(SandboxServer):
         return {"error": {"code": codes.get(status, "ServiceError"), "message": message}}
 
     def authorized(self, request: web.Request) -> bool:
-        if request.path == TOKEN_PATH or not self.app_id:
+        if request.path == TOKEN_PATH:
             return True
         header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            self.bearers.append(header[len("Bearer ") :])
+        if not self.app_id:
+            return True
         return header.startswith("Bearer ") and header[len("Bearer ") :] in self.tokens
 
     # ---- handlers ---------------------------------------------------------------------------------------

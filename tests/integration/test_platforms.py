@@ -171,7 +171,11 @@ def _without_slack(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k not in SLACK_CREDENTIALS}
 
 
-TEAMS_ENV = {"MICROSOFT_APP_ID": "00000000-0000-0000-0000-000000000001", "MICROSOFT_APP_PASSWORD": "client-secret"}
+TEAMS_ENV = {
+    "MICROSOFT_APP_ID": "00000000-0000-0000-0000-000000000001",
+    "MICROSOFT_APP_PASSWORD": "client-secret",
+    "MICROSOFT_APP_TENANT_ID": "8a1f3c52-4d7e-4b1a-9f0e-2c6d5b7a9e11",
+}
 
 
 def test_serve_without_any_chat_platform_refuses_naming_the_variables(tmp_path: Path) -> None:
@@ -225,7 +229,7 @@ async def test_services_hold_only_the_configured_platforms(tmp_path: Path) -> No
     required = {k: env[k] for k in ("RESPONDENT_API_KEY", "RESPONDENT_API_SECRET", "RESPONDENT_WEBHOOK_KEY")}
     slack = {"slack_bot_token": "xoxb-1", "slack_signing_secret": "s"}
     cases: list[tuple[dict[str, Any], list[str]]] = [
-        ({"microsoft_app_id": "a", "microsoft_app_password": "p"}, ["teams"]),
+        ({"microsoft_app_id": "a", "microsoft_app_password": "p", "microsoft_app_tenant_id": "t"}, ["teams"]),
         (slack, ["slack"]),
         ({**slack, "teams_sandbox": True}, ["slack", "teams"]),
     ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import struct
 import zipfile
 import zlib
@@ -14,7 +16,7 @@ from botbuilder.schema import Activity
 
 from adapters.teams import format as fmt
 from adapters.teams.inbound import event_of, split_conversation_id
-from adapters.teams.package import APP_PACKAGE, PackageError, write_package
+from adapters.teams.package import APP_PACKAGE, PackageError, manifest, write_package
 from adapters.teams.setup import teams_problems
 from core import texts
 from core.events import EventKind
@@ -32,6 +34,37 @@ def test_participant_text_cannot_mention_link_or_inject_markup() -> None:
     escaped = fmt.escape('<at>General</at> <a href="https://evil">bank</a> & <img src=x onerror=y>\nline 2')
     assert "<" not in escaped.replace("<br>", "") and "&amp;" in escaped and escaped.endswith("<br>line 2")
     assert fmt.escape_markdown("[bank](https://evil) **x**") == r"\[bank\](https://evil) \*\*x\*\*"
+
+
+MARKDOWN_TRAPS = [
+    "[label](https://evil.example)",
+    "![img](https://evil.example/x.png) [ref][1]\n[1]: https://evil.example",
+    "**bold** __bold__ *it* _it_ `code` ~~gone~~ \\[escaped\\](https://evil.example)",
+    "# Heading\n- item\n+ item\n1. first\n2) second\ntext\n===\n---\n> quote\n| a | b |",
+    "<https://evil.example> &#91;x&#93;(https://evil.example) pa_1 st_123",
+]
+
+
+@pytest.mark.parametrize("outside", MARKDOWN_TRAPS)
+def test_participant_text_cannot_become_a_markdown_link_or_formatting(outside: str) -> None:
+    escaped = fmt.escape(outside)
+    # No Markdown syntax reaches Teams as such: every such character is a numeric character reference ...
+    assert not {"[", "]", "*", "`", "_", "~", "|", "\\"} & set(escaped) and "](" not in escaped
+    lines = escaped.split("<br>")
+    assert not any(line.lstrip().startswith(("#", "-", "+", "=", ">", "1.", "2)")) for line in lines)
+    # ... which Teams' HTML shows as the character: the reader sees exactly what was typed.
+    assert html.unescape(escaped.replace("<br>", "\n")) == outside
+    # A CommonMark reader (Teams may read Markdown too) finds plain text: no link, image, emphasis, code, block.
+    markdown_it = pytest.importorskip("markdown_it")
+    rendered = markdown_it.MarkdownIt("commonmark").render(escaped)
+    tags = set(re.findall(r"<([a-z0-9]+)", rendered))
+    assert tags <= {"p", "br"}, rendered
+
+
+def test_card_text_escapes_links_formatting_and_a_leading_list_marker() -> None:
+    assert fmt.escape_markdown("[x](https://evil.example)") == r"\[x\](https://evil.example)"
+    assert fmt.escape_markdown("- Jo") == r"\- Jo" and fmt.escape_markdown("1. Jo") == r"1\. Jo"
+    assert fmt.escape_markdown("Jo\n- x") == "Jo - x"  # one line: a marker further on is no list
 
 
 @pytest.mark.parametrize(
@@ -68,6 +101,24 @@ def test_root_card_carries_the_slack_roots_facts() -> None:
     assert r"Jo \\[x\\](y)" in text and r"Study \\*A\\*" in text and "Fri 27 Nov 2026, 17:00 UTC" in text
     assert card["actions"][0]["url"] == "https://app.rallyuxr.com/schedule/1"
     assert "actions" not in fmt.root_card("Jo", "S", None, "javascript:alert(1)")
+
+
+@pytest.mark.parametrize("url", ["https://app.rallyuxr.com/schedule/pa_1", "http://rally.example/s?a=1&b=pa_1*"])
+def test_the_scheduling_link_is_the_cards_button_not_an_escaped_fact(url: str) -> None:
+    card = fmt.root_card("Jo", "Study", None, url)
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Scheduling link", "url": url}]
+    (facts,) = [block["facts"] for block in card["body"] if block["type"] == "FactSet"]
+    assert [fact["title"] for fact in facts] == ["Study"]
+    assert "\\" not in json.dumps(card)  # no Markdown escape anywhere: nothing Teams could show as a stray backslash
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "https://", "https://a.example/x y", "https://a.example/\nx", "http://[::1", "ftp://a"],
+)
+def test_a_scheduling_link_that_is_no_web_address_is_left_off_the_card(url: str) -> None:
+    card = fmt.root_card("Jo", "Study", None, url)
+    assert "actions" not in card and url not in json.dumps(card) and "Scheduling" not in json.dumps(card)
 
 
 # ---- activities -------------------------------------------------------------------------------------------
@@ -148,7 +199,17 @@ def test_the_package_has_manifest_and_icons_for_this_bot(tmp_path: Path) -> None
     assert {"name": "ChannelMessage.Read.Group", "type": "Application"} in rsc
     assert manifest["webApplicationInfo"]["id"] == APP_ID
     assert manifest["validDomains"] == ["bridge.example.org"]
+    developer = manifest["developer"]  # the pages the bridge serves itself (bot/pages.py, tests/teams/test_pages.py)
+    assert developer["websiteUrl"] == "https://bridge.example.org"
+    assert developer["privacyUrl"] == "https://bridge.example.org/privacy"
+    assert developer["termsOfUseUrl"] == "https://bridge.example.org/terms"
     assert "00000000-0000" not in json.dumps(manifest) and "example.com" not in json.dumps(manifest)
+
+
+def test_the_manifests_privacy_and_terms_urls_are_under_the_bridges_url_path_and_port_included() -> None:
+    developer = manifest(APP_ID, "https://example.org:8443/rally-bridge/")["developer"]
+    assert developer["privacyUrl"] == "https://example.org:8443/rally-bridge/privacy"
+    assert developer["termsOfUseUrl"] == "https://example.org:8443/rally-bridge/terms"
 
 
 def test_the_package_refuses_a_wrong_app_id_or_url(tmp_path: Path) -> None:
@@ -173,6 +234,12 @@ def test_teams_is_off_without_microsoft_settings_and_needs_an_app_id_outside_a_s
         _env_file=None, microsoft_app_id=APP_ID, microsoft_app_password="s", microsoft_app_type="singletenant"
     )
     assert [p.split(":")[0] for p in teams_problems(single)] == ["MICROSOFT_APP_TENANT_ID"]
+    msi = Settings(_env_file=None, microsoft_app_id=APP_ID, microsoft_app_type="UserAssignedMSI")
+    assert [p.split(":")[0] for p in teams_problems(msi)] == ["MICROSOFT_APP_TENANT_ID"]
+    assert teams_problems(Settings(_env_file=None, microsoft_app_id=APP_ID, microsoft_app_tenant_id="t")) == [
+        "MICROSOFT_APP_PASSWORD: not set (the client secret of the bot's app registration, needed with "
+        "MICROSOFT_APP_TYPE SingleTenant)"
+    ]
 
 
 @pytest.mark.slow

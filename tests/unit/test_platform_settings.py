@@ -25,7 +25,13 @@ SLACK_OAUTH = {
     "SLACK_CLIENT_SECRET": "0123456789abcdef",
     "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5",
 }
-TEAMS = {"MICROSOFT_APP_ID": "00000000-0000-0000-0000-000000000001", "MICROSOFT_APP_PASSWORD": "client-secret"}
+TENANT = "8a1f3c52-4d7e-4b1a-9f0e-2c6d5b7a9e11"
+# A new install: SingleTenant, the default.
+TEAMS = {
+    "MICROSOFT_APP_ID": "00000000-0000-0000-0000-000000000001",
+    "MICROSOFT_APP_PASSWORD": "client-secret",
+    "MICROSOFT_APP_TENANT_ID": TENANT,
+}
 
 
 def _env_names() -> set[str]:
@@ -109,7 +115,7 @@ def test_half_a_teams_is_an_error_naming_what_is_missing_even_beside_slack() -> 
         problems = problems_for_serve(settings({**RESPONDENT_AND_RALLY, **slack, "MICROSOFT_APP_PASSWORD": "p"}))
         assert named(problems) == ["MICROSOFT_APP_ID"], problems
         problems = problems_for_serve(settings({**RESPONDENT_AND_RALLY, **slack, "MICROSOFT_APP_ID": "a"}))
-        assert named(problems) == ["MICROSOFT_APP_PASSWORD"], problems
+        assert named(problems) == ["MICROSOFT_APP_PASSWORD", "MICROSOFT_APP_TENANT_ID"], problems
 
 
 def test_an_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,3 +174,59 @@ def test_settings_say_whether_each_platform_is_on() -> None:
         s = settings(env)
         flags.append((s.slack_enabled, s.teams_enabled))
     assert flags == [(False, False), (False, False), (True, False), (True, False), (False, True), (True, True)]
+
+
+# ---- MICROSOFT_APP_TYPE: SingleTenant (default), UserAssignedMSI, MultiTenant -----------------------------------
+
+APP_ID = TEAMS["MICROSOFT_APP_ID"]
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"MICROSOFT_APP_TYPE": "SingleTenant", "MICROSOFT_APP_PASSWORD": "p"}, ["MICROSOFT_APP_TENANT_ID"]),
+        ({"MICROSOFT_APP_TYPE": "singletenant", "MICROSOFT_APP_TENANT_ID": TENANT}, ["MICROSOFT_APP_PASSWORD"]),
+        ({"MICROSOFT_APP_TYPE": "SingleTenant", "MICROSOFT_APP_PASSWORD": "p", "MICROSOFT_APP_TENANT_ID": TENANT}, []),
+        ({"MICROSOFT_APP_TYPE": "UserAssignedMSI"}, ["MICROSOFT_APP_TENANT_ID"]),
+        ({"MICROSOFT_APP_TYPE": "userassignedmsi", "MICROSOFT_APP_TENANT_ID": TENANT}, []),
+        (
+            {"MICROSOFT_APP_TYPE": "UserAssignedMSI", "MICROSOFT_APP_TENANT_ID": TENANT, "MICROSOFT_APP_PASSWORD": "p"},
+            ["MICROSOFT_APP_PASSWORD"],
+        ),
+        ({"MICROSOFT_APP_TYPE": "MultiTenant"}, ["MICROSOFT_APP_PASSWORD"]),
+        ({"MICROSOFT_APP_TYPE": "multitenant", "MICROSOFT_APP_PASSWORD": "p"}, []),
+    ],
+)
+def test_each_app_type_needs_its_own_settings(given: dict[str, str], missing: list[str]) -> None:
+    problems = problems_for_serve(settings({**RESPONDENT_AND_RALLY, "MICROSOFT_APP_ID": APP_ID, **given}))
+    assert named(problems) == missing, problems
+    if given.get("MICROSOFT_APP_TYPE", "").lower() == "userassignedmsi" and missing == ["MICROSOFT_APP_PASSWORD"]:
+        assert "no client secret" in problems[0]
+
+
+def test_single_tenant_is_the_default_and_a_bot_that_relied_on_multi_tenant_is_told_how_to_keep_it() -> None:
+    """Before, MultiTenant was the default: such a deployment (app id + secret only) is refused, naming the way
+    back, never started with the wrong authority."""
+    legacy = {**RESPONDENT_AND_RALLY, "MICROSOFT_APP_ID": APP_ID, "MICROSOFT_APP_PASSWORD": "client-secret"}
+    assert settings(legacy).microsoft_app_type == "SingleTenant"
+    (problem,) = problems_for_serve(settings(legacy))
+    assert problem.startswith("MICROSOFT_APP_TENANT_ID: not set"), problem
+    assert "the default when MICROSOFT_APP_TYPE is not set" in problem
+    assert "MICROSOFT_APP_TYPE=MultiTenant" in problem
+    assert problems_for_serve(settings({**legacy, "MICROSOFT_APP_TYPE": "MultiTenant"})) == []
+
+    # A tenant id but no type: it runs as SingleTenant, and check-config says so and how to go back.
+    line = _line(platform_lines(settings({**legacy, "MICROSOFT_APP_TENANT_ID": TENANT})), "Teams")
+    assert f"SingleTenant, tenant {TENANT}: MICROSOFT_APP_TYPE is not set" in line, line
+    assert "set MICROSOFT_APP_TYPE=MultiTenant" in line
+    given = _line(platform_lines(settings({**legacy, "MICROSOFT_APP_TYPE": "MultiTenant"})), "Teams")
+    assert given.endswith(", MultiTenant)."), given
+
+
+def test_an_unknown_app_type_is_named_with_the_three_it_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**RESPONDENT_AND_RALLY, **TEAMS, "MICROSOFT_APP_TYPE": "Managed"}.items():
+        monkeypatch.setenv(name, value)
+    loaded, problems = load_settings()
+    assert loaded is None and named(problems) == ["MICROSOFT_APP_TYPE"], problems
+    for app_type in ("SingleTenant", "UserAssignedMSI", "MultiTenant"):
+        assert app_type in problems[0]
