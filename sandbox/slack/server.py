@@ -11,16 +11,18 @@ from aiohttp import web
 
 from sandbox.slack.home import HomeMixin
 from sandbox.slack.oauth import OAuthMixin
+from sandbox.slack.socket_mode import SocketModeMixin
 from sandbox.slack.webapi import WebApiMixin
 
 log = logging.getLogger(__name__)
 
 
-class SlackSandbox(WebApiMixin, OAuthMixin, HomeMixin):
+class SlackSandbox(WebApiMixin, OAuthMixin, HomeMixin, SocketModeMixin):
     """A Slack workspace on 127.0.0.1 speaking Slack's wire protocol, for tests and local runs.
 
     Clients use ``AsyncWebClient(token=sandbox.token, base_url=f"{url}/api/")``. Set ``events_url`` (and
-    optionally ``commands_url``) to the bridge's ``/slack/events`` to receive events and commands.
+    optionally ``commands_url``) to the bridge's ``/slack/events`` to receive events and commands, or pass
+    ``socket_mode=True`` to deliver them over Socket Mode (the bridge connects with ``app_token``).
     See :class:`sandbox.slack.core.SandboxCore` for options, state and fault injection.
     """
 
@@ -28,6 +30,7 @@ class SlackSandbox(WebApiMixin, OAuthMixin, HomeMixin):
         """Options as for :class:`SandboxCore` (token, signing_secret, rate limits, echo, retry delays)."""
         super().__init__(**options)
         self.app = web.Application()
+        self.add_socket_mode_routes(self.app)  # apps.connections.open and the websocket (sandbox/slack/socket_mode.py)
         self.app.router.add_route("*", "/api/{method}", self.handle_api)
         self.app.router.add_post("/response_url/{response_id}", self._response_url)
         self.add_oauth_routes(self.app)  # /oauth/v2/authorize, /sandbox/sign_in (sandbox/slack/oauth.py)
@@ -66,6 +69,7 @@ class SlackSandbox(WebApiMixin, OAuthMixin, HomeMixin):
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.close_sockets()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
