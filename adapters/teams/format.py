@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from core import forms
 from core.message import EMAIL_ACCESS, Dialect, Text
 
 _MENTION = re.compile(r"<at[^<>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
@@ -149,16 +151,26 @@ def _web_url(url: str) -> bool:
 
 
 def root_card(
-    participant_name: str, study_name: str, session_starts_at: datetime | None, scheduling_url: str | None
+    participant_name: str,
+    study_name: str,
+    session_starts_at: datetime | None,
+    scheduling_url: str | None,
+    participant_id: str | None = None,
 ) -> dict[str, Any]:
     """The Adaptive Card of a participant's thread root: the same facts as the Slack root message. The scheduling
     link is the card's ``Action.OpenUrl`` button, not a fact: a URL is not text to escape (a Markdown-escaped
     ``pa\\_1`` would show its backslash where Teams does not honour the escape), and only an ``http(s)`` URL is
-    offered at all."""
+    offered at all. With ``participant_id``, the card also carries Slack's root buttons (Remind, Follow up, Send
+    scheduling link), each an ``Action.ShowCard`` holding its form (:func:`form_card`)."""
     facts = [{"title": "Study", "value": escape_markdown(study_name)}]
     if session_starts_at is not None:
         facts.append({"title": "Session", "value": format_session_time(session_starts_at)})
     actions: list[dict[str, Any]] = []
+    if participant_id:
+        actions += [
+            {"type": "Action.ShowCard", "title": label, "card": form_card(form, participant_id, participant_name)}
+            for form, label in ROOT_BUTTONS
+        ]
     if scheduling_url and _web_url(scheduling_url):
         actions.append({"type": "Action.OpenUrl", "title": "Scheduling link", "url": scheduling_url})
     card: dict[str, Any] = {
@@ -180,6 +192,103 @@ def root_card(
     if actions:
         card["actions"] = actions
     return card
+
+
+# --- the thread root's forms (Remind, Follow up, Send scheduling link; core/forms.py) -----------------------------
+
+FORM_KEY = "rallybridge_form"  # the forms' Action.Submit data: {"rallybridge_form": {"form", "participant"}}
+ROOT_BUTTONS = (
+    (forms.REMIND, "Remind"),
+    (forms.FOLLOWUP, "Follow up"),
+    (forms.RESCHEDULE, "Send scheduling link"),
+)
+FORM_TITLES = {
+    forms.REMIND: "Schedule a reminder",
+    forms.FOLLOWUP: "Schedule a follow-up",
+    forms.RESCHEDULE: "Send scheduling link",
+}
+_SUBMITS = {forms.REMIND: "Schedule", forms.FOLLOWUP: "Schedule", forms.RESCHEDULE: "Send"}
+# (label, placeholder, required, multiline) of each field, by form
+_INPUTS: dict[str, dict[str, tuple[str, str, bool, bool]]] = {
+    forms.REMIND: {
+        forms.WHEN: ("When (your time zone, or add one: UTC)", "tomorrow 9am, in 2h, fri 14:30", True, False),
+        forms.NOTE: ("Message", "Empty: a short reminder of their session time", False, True),
+    },
+    forms.FOLLOWUP: {
+        forms.AFTER: ("After (from your last message to them; empty: 24h)", "2d, 4h, 1d 12h", False, False),
+        forms.NOTE: ("Message", "Empty: a short, friendly check-in", False, True),
+    },
+    forms.RESCHEDULE: {forms.NOTE: ("Note", "Added under the link, e.g. Sorry for the change!", False, True)},
+}
+_ABOUT = {
+    forms.REMIND: "A reminder to {who}: the bridge sends it for you at that time, once, and archives it to Rally.",
+    forms.FOLLOWUP: "A gentle follow-up to {who}, sent only if they have not written by then.",
+    forms.RESCHEDULE: "Sends {who} their personal scheduling link from Rally now.",
+}
+
+
+def input_id(form: str, name: str) -> str:
+    """An input's id on the root card: unique across the card's forms (``remind_when``, ``remind_note``...)."""
+    return f"{form}_{name}"
+
+
+def form_card(form: str, participant_id: str, participant_name: str) -> dict[str, Any]:
+    """The card an ``Action.ShowCard`` opens: what the form does, its fields (``core.forms.FIELDS``) and the
+    ``Action.Submit`` whose ``data`` names the form and the participant. Teams sends the inputs' values next to
+    ``data`` in the activity's ``value``; :func:`submitted_form` reads them back."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": _ABOUT[form].format(who=escape_markdown(participant_name)), "wrap": True}
+    ]
+    for name, (label, placeholder, required, multiline) in _INPUTS[form].items():
+        field: dict[str, Any] = {
+            "type": "Input.Text",
+            "id": input_id(form, name),
+            "label": label,
+            "placeholder": placeholder,
+            "isMultiline": multiline,
+            "maxLength": 3000 if multiline else 200,
+        }
+        if required:
+            field |= {"isRequired": True, "errorMessage": "Say when, for example: tomorrow 9am or in 2h."}
+        body.append(field)
+    submit = {
+        "type": "Action.Submit",
+        "title": _SUBMITS[form],
+        "data": {FORM_KEY: {"form": form, "participant": participant_id}},
+    }
+    return {"type": "AdaptiveCard", "version": "1.4", "body": body, "actions": [submit]}
+
+
+@dataclass(frozen=True)
+class SubmittedForm:
+    """A root card's form as Teams sent it back: which form, for whom, and the values by field name."""
+
+    form: str
+    participant_id: str
+    values: dict[str, str | None]
+
+
+def submitted_form(value: Any) -> SubmittedForm | None:
+    """The form a root card's ``Action.Submit`` sent (:func:`form_card`); None for anything else."""
+    if not isinstance(value, dict) or not isinstance(data := value.get(FORM_KEY), dict):
+        return None
+    form, participant = data.get("form"), data.get("participant")
+    if not isinstance(form, str) or form not in forms.FORMS or not isinstance(participant, str):
+        return None
+    values: dict[str, str | None] = {}
+    for name in forms.FIELDS[form]:
+        typed = value.get(input_id(form, name))
+        values[name] = typed if isinstance(typed, str) else None
+    return SubmittedForm(form, participant, values)
+
+
+def form_usage(form: str, participant_id: str) -> str:
+    """The command a form stands for, to type instead (rendered as a command by the dialect)."""
+    return {
+        forms.REMIND: f"remind {participant_id} <when> [message]",
+        forms.FOLLOWUP: f"followup {participant_id} [after <duration>] [message]",
+        forms.RESCHEDULE: f"reschedule {participant_id} [note]",
+    }[form]
 
 
 def root_summary(participant_name: str, study_name: str) -> str:

@@ -13,6 +13,10 @@ Translation (``workspace`` = tenant id, ``channel`` = the Teams channel id ``19:
 * ``messageUpdate`` / ``messageDelete`` (edit, soft delete) -> ``chat_message_changed``;
 * a card button (``Action.Submit``: a message with our ``value`` and no text) -> ``chat_command`` with the command
   and channel the button carries (``format.private_card``), in a personal chat or a channel;
+* a thread root's form (Remind, Follow up, Send scheduling link: ``format.form_card``) submitted in a channel is
+  checked by ``core.forms`` as Slack's modals are: a valid one -> the ``chat_command`` it stands for, from the person
+  who submitted it (so the command's permission check, answers and exactly-once apply); an invalid one is a
+  :class:`Refusal`, told to them privately with what is wrong, and nothing is stored;
 * a message in a personal chat with the bot -> ``chat_command`` ``help`` (studies are linked in channels);
 * the bot's own activities, group chats and other activity types are acknowledged and ignored.
 """
@@ -23,7 +27,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from botbuilder.core import TurnContext
@@ -33,10 +37,11 @@ from botbuilder.schema import Activity, ActivityTypes
 from adapters.teams import format as fmt
 from adapters.teams.auth import AuthUnavailable, Unauthorized, authenticate
 from adapters.web import read_limited
-from core import events
+from core import clock, events, forms
 from core.commands import registry
 from core.errors import StorageUnavailable
 from core.events import InboundEvent
+from core.message import Text, cmd, join, text
 from storage.teams import ConversationContext, TeamsStore, UserContext
 
 log = logging.getLogger(__name__)
@@ -129,8 +134,64 @@ def _is_own(activity: Activity) -> bool:
     return bool(recipient is not None and sender.id == recipient.id) or (sender.role or "").lower() == "bot"
 
 
+class Tell(Protocol):
+    """How the route answers privately (``TeamsPlatform.post_private``): a refused form, before anything is stored."""
+
+    async def __call__(self, channel: str, user_id: str, text: Text, *, root_id: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A thread root's form that cannot become a command: what is wrong, for the person who submitted it."""
+
+    channel: str
+    user_id: str
+    text: Text
+    root_id: str | None
+
+
+def refusal_text(form: fmt.SubmittedForm, errors: dict[str, Text]) -> Text:
+    """Why a submitted form did nothing, field by field, and the command to type instead."""
+    undone = "nothing was sent" if form.form == forms.RESCHEDULE else "nothing was scheduled"
+    return text(
+        f"{fmt.FORM_TITLES[form.form]} for {form.participant_id}: {undone}. ",
+        join(" ", errors.values()),
+        "\nFill in the form again, or type ",
+        cmd(fmt.form_usage(form.form, form.participant_id)),
+        ".",
+    )
+
+
+def _form_event(activity: Activity, form: fmt.SubmittedForm) -> InboundEvent | Refusal | None:
+    """A root card's form, submitted in its channel, as the command it stands for (or why not)."""
+    if _conversation_type(activity) != "channel" or activity.conversation is None:
+        return None
+    channel = channel_of(activity)
+    _base, root = split_conversation_id(activity.conversation.id)
+    user_id = activity.from_property.id
+    filled = forms.fill(form.form, form.participant_id, form.values, now=clock.now())
+    if filled.command is None:
+        return Refusal(channel, user_id, refusal_text(form, filled.errors), root)
+    return events.chat_command(
+        platform=PLATFORM,
+        request_id=f"{activity.conversation.id}:{activity.id}",  # a redelivered submission is one row
+        workspace=_tenant(activity),
+        channel=channel,
+        user_id=user_id,
+        text=filled.command,
+        tz=getattr(activity, "local_timezone", None),
+    )
+
+
 def event_of(activity: Activity) -> InboundEvent | None:
-    """The inbound event for an activity; None for what the bridge ignores."""
+    """The inbound event for an activity; None for what the bridge ignores (and for a refused form)."""
+    found = translate(activity)
+    return found if isinstance(found, InboundEvent) else None
+
+
+def translate(activity: Activity) -> InboundEvent | Refusal | None:
+    """The inbound event for an activity, a :class:`Refusal` for a form that cannot be used; None for what the
+    bridge ignores."""
     if activity.type not in (ActivityTypes.message, ActivityTypes.message_update, ActivityTypes.message_delete):
         return None
     if _is_own(activity) or not activity.id or activity.conversation is None:
@@ -138,6 +199,9 @@ def event_of(activity: Activity) -> InboundEvent | None:
     kind = _conversation_type(activity)
     user_id = activity.from_property.id
     tenant = _tenant(activity)
+    form = fmt.submitted_form(activity.value) if activity.type == ActivityTypes.message else None
+    if form is not None:
+        return _form_event(activity, form)
     submitted = fmt.submitted_command(activity.value) if activity.type == ActivityTypes.message else None
     if submitted is not None:
         # A button on one of our cards (Action.Submit): the command it carries, for the channel it names,
@@ -223,10 +287,20 @@ class TeamsRoute:
     record: Record
     app_id: str
     max_body: int
+    tell: Tell | None = None  # how a refused form is answered (the platform's private note)
+
+    async def _refuse_form(self, refusal: Refusal) -> None:
+        if self.tell is None:
+            log.warning("a Teams form was refused but the route cannot answer privately")
+            return
+        try:
+            await self.tell(refusal.channel, refusal.user_id, refusal.text, root_id=refusal.root_id)
+        except Exception as exc:  # best effort: nothing was stored, and the form can be submitted again
+            log.warning("could not tell a Teams user why their form was refused: %s", type(exc).__name__)
 
     async def _turn(self, turn: TurnContext) -> None:
         activity = turn.activity
-        event = event_of(activity)
+        event = translate(activity)
         if activity.service_url and activity.conversation is not None and activity.conversation.id:
             context, scope, user = context_of(activity)
             try:
@@ -236,6 +310,9 @@ class TeamsRoute:
                 raise StorageUnavailable(type(exc).__name__) from exc
         if event is None:
             log.debug("teams activity %s ignored", activity.type)
+            return
+        if isinstance(event, Refusal):
+            await self._refuse_form(event)
             return
         await self.record(event)
 

@@ -106,9 +106,12 @@ class TeamsPlatform:
         return PostedMessage(channel=channel, post_id=activity_id)
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
-        """A new post in the channel with the participant's Adaptive Card."""
+        """A new post in the channel with the participant's Adaptive Card (with Remind, Follow up and Send
+        scheduling link forms when the root names the participant's id: ``fmt.form_card``)."""
         context = await self._channel(channel)
-        card = fmt.root_card(root.participant_name, root.study_name, root.session_starts_at, root.scheduling_url)
+        card = fmt.root_card(
+            root.participant_name, root.study_name, root.session_starts_at, root.scheduling_url, root.participant_id
+        )
         activity = self._message(
             context,
             "",

@@ -156,6 +156,7 @@ def build_teams(settings: TeamsSettings, db: Database, record: Record) -> Teams 
         record=record,
         app_id=config.APP_ID,
         max_body=settings.max_body_bytes,
+        tell=platform.post_private,
     )
     return Teams(platform=platform, route=route, connector=connector)
 

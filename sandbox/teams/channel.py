@@ -224,6 +224,59 @@ class TeamsSandbox:
         assert delivery.status == 200, delivery
         return activity
 
+    def root_form_submission(
+        self, channel: str, person: TeamsPerson, root_activity: dict[str, Any], title: str, inputs: dict[str, str]
+    ) -> dict[str, Any]:
+        """The activity Teams sends when ``person`` opens the ``Action.ShowCard`` titled ``title`` on the card of the
+        channel post ``root_activity``, types ``inputs`` (input id -> text) and presses the form's ``Action.Submit``:
+        a message in the post's chain with no text whose ``value`` is the action's ``data`` plus every input of the
+        shown card (an empty string for one left empty). A required input left empty is refused by the client, as
+        Teams does (nothing is sent)."""
+        shown = [
+            a.get("card") or {}
+            for a in (_card(root_activity) or {}).get("actions") or []
+            if a.get("type") == "Action.ShowCard" and a.get("title") == title
+        ]
+        if not shown:
+            raise ValueError(f"no Action.ShowCard titled {title!r} on that card")
+        fields = _inputs(shown[0])
+        unknown = set(inputs) - {f["id"] for f in fields}
+        if unknown:
+            raise ValueError(f"the {title!r} form has no input {sorted(unknown)}")
+        values = {f["id"]: inputs.get(f["id"], "") for f in fields}
+        missing = [f["id"] for f in fields if f.get("isRequired") and not values[f["id"]].strip()]
+        if missing:
+            raise ValueError(f"Teams would not submit the form: {missing} required")
+        submits = _submit_actions(shown[0])
+        if len(submits) != 1:
+            raise ValueError(f"the {title!r} form has {len(submits)} submit actions")
+        root_id = str(root_activity["id"])
+        activity = self.activity(channel, person, "", root=root_id)
+        del activity["text"]
+        activity["value"] = {**(submits[0].get("data") or {}), **values}
+        return activity
+
+    async def submit_root_form(
+        self, channel: str, person: TeamsPerson, root_activity: dict[str, Any], title: str, inputs: dict[str, str]
+    ) -> dict[str, Any]:
+        """``person`` fills in and submits a thread root's form; returns the activity sent (deliver it again to act
+        out a redelivery)."""
+        activity = self.root_form_submission(channel, person, root_activity, title, inputs)
+        delivery = await self.deliver(activity)
+        assert delivery.status == 200, delivery
+        return activity
+
+
+def _inputs(element: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``Input.*`` element in a card's body, nested containers too."""
+    found: list[dict[str, Any]] = []
+    for child in element.get("body") or element.get("items") or []:
+        if isinstance(child, dict):
+            if str(child.get("type", "")).startswith("Input.") and child.get("id"):
+                found.append(child)
+            found += _inputs(child)
+    return found
+
 
 def _card(activity: dict[str, Any]) -> dict[str, Any] | None:
     for attachment in activity.get("attachments") or []:
