@@ -19,7 +19,8 @@ COPY --from=builder /dist/ /tmp/dist/
 RUN python -m venv /opt/rallybridge \
     && /opt/rallybridge/bin/pip install /tmp/dist/*.whl \
     && rm -rf /tmp/dist \
-    && useradd --system --uid 10001 --create-home --home-dir /home/rallybridge rallybridge \
+    && groupadd --system --gid 10001 rallybridge \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/rallybridge rallybridge \
     && mkdir /data \
     && chown rallybridge:rallybridge /data
 # /data is the working directory: the default SQLite database (./rallybridge.sqlite3) and an optional .env live there.
@@ -27,7 +28,7 @@ ENV PATH=/opt/rallybridge/bin:$PATH \
     RALLYBRIDGE_HOST=0.0.0.0 \
     RALLYBRIDGE_PORT=3000
 WORKDIR /data
-USER rallybridge
+USER 10001:10001
 EXPOSE 3000
 # Healthy while the bridge answers /healthz (its database reachable). python: the slim image has no curl.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -22,6 +22,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core bridge storage adapters bot sandbox playground rallybridge
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/hadolint Dockerfile
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q tests/unit
