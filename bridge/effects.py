@@ -88,7 +88,8 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
             log.info("private notice %s may not have arrived; not repeated", item.key)
         return nothing
     if effect is Effect.REACTION:
-        await services.chat(p["platform"]).add_mark(p["channel"], *outbox.mark_of(p))
+        occasion = str(p.get("round") or "")  # a retried relay's marks are shown anew
+        await services.chat(p["platform"]).add_mark(p["channel"], *outbox.mark_of(p), occasion=occasion)
         return nothing
     if effect is Effect.UNREACTION:
         await services.chat(p["platform"]).remove_mark(p["channel"], *outbox.mark_of(p))

@@ -151,8 +151,8 @@ def _marks_lane(platform: str, channel: str, post_id: str) -> str:
 
 
 async def mark(uow: UnitOfWork, platform: str, channel: str, post_id: str, mark: Mark, round_: str = "") -> bool:
-    """Show ``mark`` on a researcher's message."""
-    payload = {"platform": platform, "channel": channel, "post_id": post_id, "mark": mark.value}
+    """Show ``mark`` on a researcher's message (``round_``: the relay's round, see :func:`delivery_round`)."""
+    payload = {"platform": platform, "channel": channel, "post_id": post_id, "mark": mark.value, "round": round_}
     key = mark_key(platform, channel, post_id, mark, round_)
     return await _add(uow, Effect.REACTION, key, _marks_lane(platform, channel, post_id), payload)
 

@@ -103,8 +103,10 @@ class ChatPlatform(Protocol):
         Block Kit buttons, a Teams Adaptive Card); a click comes back as the action's command from that person."""
         ...
 
-    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
-        """Show ``mark`` on a message (idempotent: a mark already there is success)."""
+    async def add_mark(self, channel: str, post_id: str, mark: Mark, *, occasion: str = "") -> None:
+        """Show ``mark`` on a message (idempotent: a mark already there is success). ``occasion`` tells apart the
+        showings of one mark on one message: a relay retried after it failed, failing again, shows ✗ anew with a new
+        occasion (a platform that cannot take a mark off, only post one, posts once per occasion)."""
         ...
 
     async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:

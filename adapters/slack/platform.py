@@ -234,8 +234,9 @@ class SlackPlatform:
         call = self._client.views_publish(user_id=user_id, view=home.home_view(view))
         await self._guard("views.publish", call)
 
-    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
-        """A mark is a reaction (``EMOJI``); an existing reaction counts as success."""
+    async def add_mark(self, channel: str, post_id: str, mark: Mark, *, occasion: str = "") -> None:
+        """A mark is a reaction (``EMOJI``); an existing reaction counts as success. A reaction taken off and shown
+        again is the same reaction, so ``occasion`` changes nothing here."""
         call = self._client.reactions_add(channel=channel, timestamp=post_id, name=EMOJI[mark])
         await self._guard("reactions.add", call, ok_errors=frozenset({"already_reacted"}))
 

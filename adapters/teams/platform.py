@@ -214,8 +214,9 @@ class TeamsPlatform:
         conversation = thread_conversation(channel, root_id)
         await self.connector.send(context.service_url, conversation, {**activity, "replyToId": root_id})
 
-    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
-        """Teams bots cannot react: acknowledge with a short reply in the chain, once per message and mark."""
+    async def add_mark(self, channel: str, post_id: str, mark: Mark, *, occasion: str = "") -> None:
+        """Teams bots cannot react: acknowledge with a short reply in the chain, once per message, mark and
+        ``occasion`` (a retried relay that fails again is acknowledged again)."""
         template = ACKNOWLEDGEMENTS.get(mark)
         if template is None:
             return  # the pending mark: not shown in Teams (see remove_mark)
@@ -223,7 +224,7 @@ class TeamsPlatform:
         if message is None:
             log.debug("no Teams acknowledgement for %s on an unknown message", mark.value)
             return
-        key = f"ack:{channel}:{post_id}:{_ACK_TOKENS[mark]}"
+        key = f"ack:{channel}:{post_id}:{_ACK_TOKENS[mark]}{occasion}"
         if await self.find_post(channel, key) is not None:
             return
         author = f"{message.author_name}'s reply" if message.author_name else "The reply"

@@ -111,7 +111,7 @@ class FakeChat:
     ) -> None:
         self.privates.append((channel, user_id, text.plain()))
 
-    async def add_mark(self, channel: str, post_id: str, mark: Mark) -> None:
+    async def add_mark(self, channel: str, post_id: str, mark: Mark, *, occasion: str = "") -> None:
         self.marks.add((post_id, mark))
 
     async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import html
 
+from sqlalchemy import select
+
+from storage.models import OutboxItem
 from tests.integration.conftest import eventually
 from tests.integration.flows import participant_writes
 from tests.teams.conftest import CHANNEL, OTHER_CHANNEL, TeamsWorld
@@ -136,3 +139,27 @@ async def test_the_same_activity_delivered_twice_is_relayed_once(tw: TeamsWorld)
     await eventually(tw.sent_to_jordan, what="relay")
     await tw.quiet()
     assert tw.sent_to_jordan() == ["only once please"] and len(tw.archived()) == 1
+
+
+async def test_a_retried_reply_that_is_refused_again_is_acknowledged_as_not_delivered_again(tw: TeamsWorld) -> None:
+    """Teams cannot take a ✗ off, only post one: each failed round of a retried relay gets its own acknowledgement."""
+    root_id = await tw.link()
+    world = tw.world
+    world.respondent.fail_next(1, status=400, path_contains="/messages")
+    await tw.teams.posts(CHANNEL, tw.cast.teammate, "Thursday then?", root=root_id)
+
+    def refused() -> list[str]:
+        return [r for r in tw.replies(root_id) if r.startswith("✗") and "was not delivered" in r]
+
+    assert len(await eventually(refused, what="the first ✗")) == 1
+    assert world.bridge is not None
+    async with world.bridge.db.transaction() as session:
+        (delivery_id,) = (
+            await session.execute(select(OutboxItem.id).where(OutboxItem.kind == "respondent.send"))
+        ).scalars()
+    world.respondent.fail_next(1, status=400, path_contains="/messages")  # refused the second time too
+    await tw.teams.command(CHANNEL, tw.cast.teammate, f"retry {delivery_id}")
+
+    await eventually(lambda: len(refused()) == 2, what="a second ✗ for the second failed round")
+    await tw.quiet()
+    assert len(refused()) == 2 and tw.sent_to_jordan() == []
