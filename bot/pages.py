@@ -3,8 +3,10 @@ as its ``privacyUrl`` and ``termsOfUseUrl`` (the paths are ``adapters/teams/pack
 
 Plain HTML, every word escaped, no scripts, nothing read from the request or the database. The privacy page says
 what the bridge really keeps (the tables of ``storage/models.py``, ``storage/reminders.py``, ``storage/teams.py``),
-where, and for how long: nothing is deleted automatically, so it says so. No setting names a contact, so both pages
-point to the team that runs the bridge.
+where, and for how long: finished queue rows (with the message text in them) are deleted after the retention
+(``RALLYBRIDGE_RETENTION_DAYS``, ``storage/retention.py``), whose number of days the page states; nothing else is
+deleted automatically, so it says so. No setting names a contact, so both pages point to the team that runs the
+bridge.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from aiohttp import web
 
 from adapters.teams.package import PRIVACY_PATH, TERMS_PATH
 from adapters.web import Handler
+from bot.settings import DEFAULT_RETENTION_DAYS
 
 CONTACT = "the team that runs this bridge"
 
@@ -27,7 +30,32 @@ PRIVACY_INTRO = (
     f"of the team that runs a Rally study. This page says what the bridge stores, where, for how long, and who to "
     f"ask. It describes the software as it works; how this copy is run is decided by {CONTACT}."
 )
-PRIVACY_SECTIONS: tuple[Section, ...] = (
+
+
+def _how_long(retention_days: int) -> Section:
+    return (
+        "How long it is kept",
+        (
+            f"Finished inbox and outbox rows, with the message text they carry, are deleted automatically "
+            f"{retention_days} days after they were handled. A reply that could not be delivered to a participant "
+            f"is kept, with its text, for as long as it can still be sent again: until it is sent (then it is "
+            f"deleted {retention_days} days later, like the rest) or until {CONTACT} deletes it.",
+            f"The bridge deletes nothing else by itself: linked studies, threads, message records (ids, no text) and "
+            f"reminders stay in the database until {CONTACT} deletes them. Backups of the database keep what they "
+            f"hold for as long as they are kept.",
+            "Unlinking a study stops the bridging and a participant opting out stops messages to them; neither "
+            "deletes what was stored. When a Slack workspace uninstalls the app, its installation and bot token "
+            "are deleted.",
+        ),
+    )
+
+
+def privacy_sections(retention_days: int = DEFAULT_RETENTION_DAYS) -> tuple[Section, ...]:
+    """The privacy notice's sections, saying how many days finished queue rows are kept."""
+    return (*_STORED_AND_WHERE, _how_long(retention_days), _PRIVACY_CONTACT)
+
+
+_STORED_AND_WHERE: tuple[Section, ...] = (
     (
         "What the bridge stores",
         (
@@ -65,21 +93,10 @@ PRIVACY_SECTIONS: tuple[Section, ...] = (
             "and both are archived on the study record in Rally.",
         ),
     ),
-    (
-        "How long it is kept",
-        (
-            "The bridge deletes none of this by itself. Finished inbox and outbox rows, with the message text they "
-            f"carry, stay in the database until {CONTACT} deletes them; so do linked studies, threads, message "
-            "records and reminders.",
-            "Unlinking a study stops the bridging and a participant opting out stops messages to them; neither "
-            "deletes what was stored. When a Slack workspace uninstalls the app, its installation and bot token "
-            "are deleted.",
-        ),
-    ),
-    (
-        "Who to contact",
-        (f"Ask {CONTACT} about the data it keeps about you, or to have it corrected or deleted.",),
-    ),
+)
+_PRIVACY_CONTACT: Section = (
+    "Who to contact",
+    (f"Ask {CONTACT} about the data it keeps about you, or to have it corrected or deleted.",),
 )
 
 TERMS_TITLE = "Rally Bridge terms of use"
@@ -137,7 +154,11 @@ def page(title: str, intro: str, sections: tuple[Section, ...], *, see_also: tup
     return "\n".join(lines)
 
 
-PRIVACY_HTML = page(PRIVACY_TITLE, PRIVACY_INTRO, PRIVACY_SECTIONS, see_also=("terms", "Terms of use"))
+def privacy_html(retention_days: int = DEFAULT_RETENTION_DAYS) -> str:
+    return page(PRIVACY_TITLE, PRIVACY_INTRO, privacy_sections(retention_days), see_also=("terms", "Terms of use"))
+
+
+PRIVACY_HTML = privacy_html()  # with the default retention
 TERMS_HTML = page(TERMS_TITLE, TERMS_INTRO, TERMS_SECTIONS, see_also=("privacy", "Privacy notice"))
 
 # Nothing on these pages loads, runs or frames anything.
@@ -154,7 +175,7 @@ def _route(body: str) -> Handler:
     return handle
 
 
-def add_pages(web_app: web.Application) -> None:
-    """``GET /privacy`` and ``GET /terms`` (HEAD too)."""
-    web_app.router.add_get(PRIVACY_PATH, _route(PRIVACY_HTML))
+def add_pages(web_app: web.Application, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+    """``GET /privacy`` (saying the retention configured) and ``GET /terms`` (HEAD too)."""
+    web_app.router.add_get(PRIVACY_PATH, _route(privacy_html(retention_days)))
     web_app.router.add_get(TERMS_PATH, _route(TERMS_HTML))

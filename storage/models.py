@@ -133,6 +133,9 @@ class QueueColumns:
 
 # Unfinished rows in id order, on their own (migration 0005): the claim's order, whatever PostgreSQL's statistics say.
 _UNFINISHED = text("status IN ('pending', 'working')")
+# Finished rows by when they finished (migration 0006): what retention deletes (storage/retention.py) is found
+# without reading the rows kept. Unfinished rows (finished_at NULL) are not in it, so enqueueing never writes it.
+_FINISHED = text("finished_at IS NOT NULL")
 
 
 class InboxEvent(QueueColumns, Base):
@@ -143,6 +146,7 @@ class InboxEvent(QueueColumns, Base):
         Index("ix_inbox_due", "status", "next_attempt_at"),
         Index("ix_inbox_lane", "lane", "status", "id"),
         Index("ix_inbox_unfinished", "id", postgresql_where=_UNFINISHED, sqlite_where=_UNFINISHED),
+        Index("ix_inbox_finished", "finished_at", postgresql_where=_FINISHED, sqlite_where=_FINISHED),
     )
 
 
@@ -154,6 +158,7 @@ class OutboxItem(QueueColumns, Base):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_lane", "lane", "status", "id"),
         Index("ix_outbox_unfinished", "id", postgresql_where=_UNFINISHED, sqlite_where=_UNFINISHED),
+        Index("ix_outbox_finished", "finished_at", postgresql_where=_FINISHED, sqlite_where=_FINISHED),
     )
 
 

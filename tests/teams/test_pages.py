@@ -30,9 +30,11 @@ async def test_the_manifests_privacy_and_terms_urls_are_pages_the_bridge_serves(
             assert "the team that runs this bridge" in body
 
 
-def test_the_privacy_notice_names_what_is_stored_and_that_nothing_is_deleted_by_itself() -> None:
+def test_the_privacy_notice_names_what_is_stored_and_how_long_finished_queue_rows_are_kept() -> None:
     text = pages.PRIVACY_HTML
     for table in ("study_links", "participant_threads", "chat_messages", "reminders", "inbox", "outbox", "teams_posts"):
         assert table in text
-    assert "do not hold the message text" in text and "deletes none of this by itself" in text
+    assert "do not hold the message text" in text and "deletes nothing else by itself" in text
+    assert "are deleted automatically 30 days after they were handled" in text  # the default retention
+    assert "automatically 7 days after" in pages.privacy_html(7)  # RALLYBRIDGE_RETENTION_DAYS=7
     assert "<script" not in text and "&#x27;" in text  # every text escaped (Participants&#x27; threads)
