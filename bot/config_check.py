@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from bot.settings import REQUIRED_FOR_SERVE, Settings
+from bot.settings import DEFAULT_PG_CONNECTIONS, REQUIRED_FOR_SERVE, Settings
 
 # Any of these set means Slack is meant to be on (SLACK_API_URL and the pacing settings have defaults: they do not).
 SLACK_CREDENTIALS = (
@@ -161,6 +161,54 @@ def platform_lines(settings: Settings, *, socket_mode: bool | None = None) -> li
         lines.append(
             "Teams: not active (no MICROSOFT_APP_ID, MICROSOFT_APP_PASSWORD or MICROSOFT_APP_TENANT_ID is set; "
             "/api/messages answers 404). To add it, see docs/teams-setup.md."
+        )
+    return lines
+
+
+POOL_SETTINGS = {
+    "db_pool_size": "RALLYBRIDGE_DB_POOL_SIZE",
+    "db_max_overflow": "RALLYBRIDGE_DB_MAX_OVERFLOW",
+    "db_inbound_pool_size": "RALLYBRIDGE_DB_INBOUND_POOL_SIZE",
+    "db_pool_timeout_seconds": "RALLYBRIDGE_DB_POOL_TIMEOUT_SECONDS",
+}
+# More inbound connections than this are never used: the inbox writes at most 3 groups at once (storage/db.py).
+INBOUND_WRITERS = 3
+
+
+def database_lines(settings: Settings) -> list[str]:
+    """The database's connections per replica, and warnings when they do not look sensible (a passed config).
+
+    What the server allows is not asked (check-config does not connect): the figures assume PostgreSQL's default
+    ``max_connections`` of 100, 97 of them for roles that are not superusers.
+    """
+    if settings.database_url.startswith("sqlite"):
+        given = sorted(POOL_SETTINGS[name] for name in settings.model_fields_set & POOL_SETTINGS.keys())
+        if not given:
+            return []
+        return [f"Database: SQLite; {', '.join(given)} apply to PostgreSQL only and are ignored."]
+    total, fits = settings.db_connections, DEFAULT_PG_CONNECTIONS // settings.db_connections
+    lines = [
+        f"Database: PostgreSQL, up to {total} connections per replica (RALLYBRIDGE_DB_POOL_SIZE "
+        f"{settings.db_pool_size} + RALLYBRIDGE_DB_MAX_OVERFLOW {settings.db_max_overflow} + "
+        f"RALLYBRIDGE_DB_INBOUND_POOL_SIZE {settings.db_inbound_pool_size}); PostgreSQL's default max_connections "
+        f"(100, {DEFAULT_PG_CONNECTIONS} for non-superusers) takes {fits} such replica{'' if fits == 1 else 's'}. "
+        "See docs/operations.md (Connections)."
+    ]
+    if fits < 2:
+        lines.append(
+            f"Warning: {total} connections per replica: "
+            + (
+                f"more than PostgreSQL allows with its default max_connections ({DEFAULT_PG_CONNECTIONS}). "
+                if fits == 0
+                else "a second replica would not fit a PostgreSQL with the default max_connections. "
+            )
+            + "Lower RALLYBRIDGE_DB_POOL_SIZE / RALLYBRIDGE_DB_MAX_OVERFLOW, or make sure the server's "
+            "max_connections (or your pooler) allows replicas x this plus your own tools."
+        )
+    if settings.db_inbound_pool_size > INBOUND_WRITERS:
+        lines.append(
+            f"Warning: RALLYBRIDGE_DB_INBOUND_POOL_SIZE {settings.db_inbound_pool_size}: inbound writes use at "
+            f"most {INBOUND_WRITERS} connections at once; the rest stay unused."
         )
     return lines
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from aiohttp import web
 
-from bot.config_check import active_platforms, load_settings, platform_lines, problems_for_serve
+from bot.config_check import active_platforms, database_lines, load_settings, platform_lines, problems_for_serve
 from bot.settings import PLATFORM_NAMES, Settings
 from bridge import logs
 
@@ -45,7 +45,7 @@ def check_config() -> None:
         f"Configuration OK: chat on {on}; HTTP on {settings.host}:{settings.port}; "
         f"database {settings.database_url.split('://')[0]}."
     )
-    for line in platform_lines(settings):
+    for line in platform_lines(settings) + database_lines(settings):
         typer.echo(line)
 
 

@@ -112,10 +112,44 @@ def test_the_claims_statuses_and_limit_are_in_its_sql_so_a_cached_generic_plan_c
     With them bound, the claim read the whole outbox each time (docs/performance.md, scale)."""
     from sqlalchemy.dialects import postgresql
 
-    compiled = queue._claim_statement(OutboxItem, 20).compile(dialect=postgresql.dialect())
+    compiled = queue._claim_statement(OutboxItem, 20, "postgresql").compile(dialect=postgresql.dialect())
     sql = str(compiled)
     assert "earlier.status NOT IN ('done', 'failed')" in sql  # through the lane index, whatever the statistics
+    # ... and of the lane index only the unfinished part: finished rows of the lane are never fetched.
+    assert "(earlier.lane, earlier.status) >= (candidate.lane, 'pending')" in sql
     assert "candidate.status = 'pending'" in sql and "candidate.status = 'working'" in sql
     assert "LIMIT 20 FOR UPDATE OF candidate SKIP LOCKED" in sql
     bound = {name for name in compiled.params if name not in {"status", "attempts_1"}}  # the SET values
     assert bound == {"claim_now", "lease_until", "owner"}
+
+
+def test_on_sqlite_the_claim_bounds_the_lane_probe_with_a_plain_status() -> None:
+    """SQLite takes no row comparison as an index bound: there the probe is ``status >= 'pending'`` in the lane."""
+    from sqlalchemy.dialects import sqlite
+
+    sql = str(queue._claim_statement(OutboxItem, 20, "sqlite").compile(dialect=sqlite.dialect()))
+    assert "earlier.lane = candidate.lane AND earlier.status >= 'pending' AND earlier.id < candidate.id" in sql
+    assert "(earlier.lane, earlier.status)" not in sql
+
+
+async def test_finished_rows_of_a_lane_never_hold_back_its_next_row(database_url: str) -> None:
+    """The claim reads a lane's unfinished rows only (from 'pending' on in the lane index): done and failed rows
+    before the next one are passed over, an unfinished one still holds it back."""
+    db = Database(database_url)
+    try:
+        for n in range(5):
+            await _add(db, f"a{n}", "a")
+        first = await _claim(db)
+        assert [r.key for r in first] == ["a0"]
+        await _finish(db, first[0])
+        [second] = await _claim(db)
+        async with db.transaction() as session:
+            await queue.give_up(session, OutboxItem, second.id, "w1", error="refused")
+        [third] = await _claim(db)
+        assert third.key == "a2"
+        assert await _claim(db) == []  # a3 waits behind a2, leased
+        async with db.transaction() as session:
+            await queue.retry_later(session, OutboxItem, third.id, "w1", error="503", delay=0)
+        assert [r.key for r in await _claim(db)] == ["a2"]  # pending again and due: a2 before a3, never a3
+    finally:
+        await db.dispose()
