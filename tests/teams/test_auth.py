@@ -21,7 +21,8 @@ async def _stored(tw: TeamsWorld) -> tuple[int, int]:
 
 
 async def test_a_valid_channel_token_is_accepted_and_the_message_stored(tw: TeamsWorld) -> None:
-    activity = tw.teams.activity(CHANNEL, tw.cast.owner, "hello")
+    # A command (a plain top-level post would be answered without an inbox row: bridge/edge.py).
+    activity = tw.teams.activity(CHANNEL, tw.cast.owner, "help", mention_bot=True)
     delivery = await tw.teams.deliver(activity)
     assert delivery.status == 200, delivery
     assert await _stored(tw) == (1, 1)

@@ -29,17 +29,11 @@ def _services(db: Database) -> Services:
     return Services(store=SqlStore(db), chats={}, respondent=None, rally=None)  # type: ignore[arg-type]
 
 
-def _reply(n: int, thread: int = 0) -> InboundEvent:
-    return inbound.chat_message(
-        platform="slack",
-        event_id=f"Ev{n}",
-        workspace="T1",
-        channel="C1",
-        user_id="U1",
-        ts=f"1700000000.{n:06d}",
-        thread_ts=f"1690000000.{thread:06d}",
-        text=f"reply {n}",
-        has_files=False,
+def _webhook(n: int, conversation: int = 0) -> InboundEvent:
+    """A Respondent webhook: always stored (a chat reply in a thread the bridge does not know would be answered
+    without being stored: bridge/edge.py)."""
+    return inbound.respondent_message_created(
+        delivery_uuid=f"d{n}", message_id=f"m{n}", conversation_uid=f"cv{conversation}", project_id="pr"
     )
 
 
@@ -150,8 +144,8 @@ async def test_concurrent_inbound_events_are_stored_once_each_in_shared_transact
     db = Database(database_url)
     services = _services(db)
     try:
-        # 30 requests for 10 events: Slack's retries arrive alongside the originals.
-        events = [_reply(n % 10, thread=n % 10 % 3) for n in range(30)]
+        # 30 requests for 10 events: redeliveries arrive alongside the originals.
+        events = [_webhook(n % 10, conversation=n % 10 % 3) for n in range(30)]
         new = await asyncio.gather(*(record(services, e) for e in events))
         assert sum(new) == 10
         assert {e.key for e, fresh in zip(events, new, strict=True) if fresh} == {e.key for e in events}
@@ -182,7 +176,7 @@ async def test_a_failed_connection_is_rolled_back_before_reuse(sqlite_url: str) 
                     )
                 )
                 raise RuntimeError("the work failed half way")
-        assert await record(services, _reply(1)) is True  # the pooled connection is usable: not in a transaction
+        assert await record(services, _webhook(1)) is True  # the pooled connection is usable: not in a transaction
         async with db.transaction() as session:
             assert (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one() == 1
     finally:
@@ -241,7 +235,7 @@ async def test_a_group_write_on_a_connection_the_server_dropped_is_written_again
     and answered instead of refused."""
     db = Database(postgres_url)
     try:
-        assert await record(_services(db), _reply(1))  # a pooled urgent connection now exists
+        assert await record(_services(db), _webhook(1))  # a pooled urgent connection now exists
         async with db.transaction() as session:  # from another pool: end every other session of this database
             await session.execute(
                 text(
@@ -249,8 +243,8 @@ async def test_a_group_write_on_a_connection_the_server_dropped_is_written_again
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
             )
-        assert await record(_services(db), _reply(2))
-        assert not await record(_services(db), _reply(2))  # stored once: the retry is a duplicate
+        assert await record(_services(db), _webhook(2))
+        assert not await record(_services(db), _webhook(2))  # stored once: the retry is a duplicate
         async with db.transaction() as session:
             assert (await session.execute(select(func.count()).select_from(InboxEvent))).scalar_one() == 2
         assert "writing the group again" in caplog.text
