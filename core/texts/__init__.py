@@ -42,6 +42,11 @@ from core.texts.delivery import (
     gave_up,
     not_delivered,
     opted_out_notice,
+    relay_author_inactive,
+    relay_author_no_email,
+    relay_author_no_panel_access,
+    relay_author_not_on_team,
+    relay_study_unlinked,
 )
 from core.texts.home import (
     home_closed_intro,
@@ -146,6 +151,11 @@ __all__ = [
     "participant_unknown",
     "pending_list_outro",
     "rally_user_inactive",
+    "relay_author_inactive",
+    "relay_author_no_email",
+    "relay_author_no_panel_access",
+    "relay_author_not_on_team",
+    "relay_study_unlinked",
     "reminder_cancelled_by",
     "reminder_cancelled_gone",
     "reminder_cancelled_opted_out",

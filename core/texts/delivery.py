@@ -52,3 +52,38 @@ def gave_up(reason: str) -> Text:
 
 def archive_failed(reason: str) -> Text:
     return text(f"Sent, but could not be archived to the Rally study record: {reason}.")
+
+
+# Why a queued relay was stopped when it was about to leave (its author lost the right meanwhile, e.g. removed from
+# the team while Respondent was down). Plain ``str``: the reason of a permanent failure, which ``not_delivered``
+# shows in the thread (followed by "Once the cause is fixed, send it again with /rally retry <id>") and the home
+# shows as the failed delivery's reason. Said about the author, since others read the thread too.
+
+
+def relay_author_not_on_team(author_name: str, study_name: str) -> str:
+    return (
+        f'{author_name} is no longer on the team of "{study_name}" in Rally; ask the study owner to add them back '
+        "as a teammate with external-panel access"
+    )
+
+
+def relay_author_no_panel_access(author_name: str, study_name: str) -> str:
+    return (
+        f'{author_name} no longer has external-panel access on "{study_name}" in Rally; ask the study owner to '
+        "grant it again"
+    )
+
+
+def relay_author_inactive(author_name: str, status: str) -> str:
+    return (
+        f"{author_name}'s Rally account is {status.lower()}, not active; ask a Rally admin to reactivate it "
+        "(or have a teammate reply instead)"
+    )
+
+
+def relay_author_no_email(author_name: str) -> str:
+    return f"no email address is known for {author_name}, so they cannot be matched to a Rally user"
+
+
+def relay_study_unlinked(study_name: str) -> str:
+    return f'"{study_name}" is no longer bridged; link it again to resume'

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from bridge.handlers import handle
 from bridge.services import Services
+from bridge.team_cache import TeamCache
 from core.domain import ChatUser, ExternalPanel, Participant, RallyUser, Study, TeamMember
 from core.events import InboundEvent, lane_for
 from core.records import QueuedRow
@@ -25,10 +26,18 @@ class Bridge:
     chat: FakeChat = field(default_factory=FakeChat)
     rally: FakeRally = field(default_factory=FakeRally)
     respondent: FakeRespondent = field(default_factory=FakeRespondent)
+    # Per process in the product: one for this bridge, kept across the Services each call builds.
+    team_cache: TeamCache = field(default_factory=TeamCache)
 
     @property
     def services(self) -> Services:
-        return Services(store=self.store, chats={"slack": self.chat}, respondent=self.respondent, rally=self.rally)
+        return Services(
+            store=self.store,
+            chats={"slack": self.chat},
+            respondent=self.respondent,
+            rally=self.rally,
+            team_cache=self.team_cache,
+        )
 
     async def process(self, event: InboundEvent) -> QueuedRow | None:
         """Store ``event`` in the inbox (a duplicate key is a no-op: None) and handle it once, as the worker does."""

@@ -44,6 +44,7 @@ class FakeRally:
         return list(self.teams.get(study_id, []))
 
     async def find_users_by_email(self, email: str) -> list[RallyUser]:
+        self.calls.append(f"find_users {email}")
         return [u for u in self.users if u.email.casefold() == email.casefold()]
 
     async def get_participant(self, study_id: str, participant_id: str) -> Participant:
