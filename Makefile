@@ -40,7 +40,7 @@ reliability: $(BIN)/.installed  ## the full reliability suite; writes docs/relia
 
 # Benchmarks: each bench/<name>.py that exists runs the real `serve` on SQLite and PostgreSQL and writes
 # its section of docs/performance.md. BENCH_ARGS passes options to every one (e.g. BENCH_ARGS="--databases sqlite").
-BENCHES := ack_latency drain relay_overhead scale reconcile
+BENCHES := ack_latency drain relay_overhead scale retention reconcile throughput
 .PHONY: bench bench-quick
 bench: $(BIN)/.installed  ## every benchmark, full length; writes docs/performance.md
 	@set -e; for b in $(BENCHES); do if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; \

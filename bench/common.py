@@ -255,6 +255,36 @@ def processes_cpu_seconds(name: str) -> float:
     return total
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have so far spent ready to run but waiting for a core (the second
+    field of ``/proc/<pid>/task/<tid>/schedstat``, summed over threads): CPU contention, as opposed to waiting for
+    I/O. 0.0 where the kernel keeps no such statistics."""
+    total = 0
+    for schedstat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(schedstat.read_text().split()[1])
+    return total / 1e9
+
+
+def postgres_cpu_seconds(database_url: str) -> float:
+    """User + system CPU seconds so far of the local PostgreSQL server's work for one database: the backends
+    connected to it (their process title names it) plus the server's shared background processes (WAL writer,
+    checkpointer, autovacuum, ...); other databases' backends (other benchmarks or tests on a shared machine) are
+    left out. Backends that exit in between are not counted, so read it over spans where the pool stays open."""
+    database = database_url.rsplit("/", 1)[-1].split("?", 1)[0]
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = stat.read_text()
+            if raw[raw.index("(") + 1 : raw.rindex(")")] != "postgres":
+                continue
+            title = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            is_backend = re.search(r"\(\d+\)|\[local\]", title) is not None  # "... dbname 127.0.0.1(51440) idle"
+            if not is_backend or f" {database} " in title:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 @dataclass
 class Serve:
     """A running ``rallybridge serve`` subprocess."""
@@ -312,9 +342,11 @@ async def start_serve(
 ) -> AsyncIterator[Serve]:
     """``rallybridge serve`` wired to ``world`` (plus ``env``), healthy; terminated (SIGTERM, then SIGKILL) after.
 
-    ``code``: run the bridge of that source tree (same virtualenv) instead of this one.
+    ``code``: run the bridge of that source tree (same virtualenv) instead of this one. ``env`` may set
+    ``RALLYBRIDGE_PORT``: a second replica on the same database and stand-ins (``Serve.url`` follows the port).
     """
     full_env = {**os.environ, **world.env(), **(env or {})}
+    url = f"http://127.0.0.1:{full_env['RALLYBRIDGE_PORT']}"
     command = [str(RALLYBRIDGE), "serve"]
     if code is not None:
         full_env["PYTHONPATH"] = str(code)
@@ -324,10 +356,10 @@ async def start_serve(
     process = await asyncio.create_subprocess_exec(
         *command, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=str(code or log_path.parent)
     )
-    serve = Serve(process, world.bridge_url, log_path)
+    serve = Serve(process, url, log_path)
     try:
         try:
-            await wait_healthy(world.bridge_url, process=process)
+            await wait_healthy(url, process=process)
         except BenchError as exc:
             raise BenchError(f"{exc}; last lines of {log_path}:\n{serve.log_tail()}") from exc
         yield serve

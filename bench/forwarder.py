@@ -106,7 +106,11 @@ class Forwarder:
         body = json.loads(raw)
         event = body.get("event") or {}
         thread = self.config.threads.get(event.get("thread_ts") or "")
-        if event.get("type") == "message" and thread is not None and event.get("user") and not event.get("subtype"):
+        # Like the bridge, relay only a person's plain reply in a participant's thread: a bot's post (its own echo
+        # too: ``bot_id`` set, no subtype), a join or any other subtype, a top-level message, an unknown thread is
+        # dropped once the signature is checked and the JSON read.
+        relayable = event.get("user") and not event.get("subtype") and not event.get("bot_id")
+        if event.get("type") == "message" and thread is not None and relayable:
             task = asyncio.create_task(self.relay(body.get("team_id", ""), event, thread))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

@@ -10,6 +10,12 @@ queue rows). At each size:
   in its own transaction as the pipeline runs them, on random seeded keys after a warm-up; p50 and p99 in
   milliseconds. The claims run with none due (the idle poll), 200 due outbox rows in 100 lanes, and 2,000 in
   1,000 lanes (a backlog after an outage); their transactions are rolled back, so every claim sees the same rows.
+  Each rolled-back claim leaves a dead version of the rows it leased, and the due rows are deleted after their
+  figure: on PostgreSQL the outbox is vacuumed then (what autovacuum does in production), so that no figure
+  reads the dead rows of the figures and runs before it (docs/performance.md, "the claim at 1,000 participants").
+  ``--explain`` prints, for each claim with rows due, ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim as the measured
+  session plans it (its prepared statement: PostgreSQL's cached plan) before and after its measured claims, with
+  the outbox's live and dead row counts.
 - **plans**: every SQL statement those functions issue, through ``EXPLAIN`` (PostgreSQL) / ``EXPLAIN QUERY PLAN``
   (SQLite): the indexes it uses, and any full scan of a table.
 - **serve**: start-up (process start to ``/healthz`` 200), resident memory once healthy, and resident memory
@@ -168,11 +174,19 @@ async def add_due_rows(db: Database, rows: int) -> None:
 
 
 async def remove_due_rows(db: Database) -> None:
+    """Delete the due rows, and on PostgreSQL vacuum the outbox: the next figure (or run) queues its due rows in the
+    same lanes, and without a vacuum its claims would read every version the rolled-back claims left there."""
     async with db.transaction() as session:
         await session.execute(delete(OutboxItem).where(OutboxItem.key.startswith("bench:due:")))
+    if not db.sqlite:
+        async with db.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("VACUUM outbox")
 
 
-async def measure_lookups(db: Database, participants: int, samples: int) -> dict[str, dict[str, float]]:
+async def measure_lookups(
+    db: Database, participants: int, samples: int, *, explain: bool = False
+) -> dict[str, dict[str, float]]:
     """p50 / p99 (ms) of every hot lookup on ``samples`` random seeded participants, after a warm-up."""
     threads = seed.sample(participants, samples, seed=participants)
     warm = seed.sample(participants, min(200, samples), seed=participants + 1)
@@ -180,10 +194,19 @@ async def measure_lookups(db: Database, participants: int, samples: int) -> dict
     for lookup in LOOKUPS:
         if lookup.due_rows:
             await add_due_rows(db, lookup.due_rows)
+        show = explain and lookup.due_rows and not db.sqlite
         try:
+            if show:
+                print(await explain_claim(db, f"{lookup.name}, {participants:,} participants, before its claims"))
             for t in warm:
                 await run_once(db, lookup, t)
             times = sorted([await run_once(db, lookup, t) for t in threads])
+            if show:
+                print(
+                    await explain_claim(
+                        db, f"{lookup.name}, {participants:,} participants, after {len(times) + len(warm)} claims"
+                    )
+                )
         finally:
             if lookup.due_rows:
                 await remove_due_rows(db)
@@ -218,6 +241,49 @@ async def explain(db: Database, statement: str, parameters: Any) -> list[str]:
     async with db.engine.connect() as conn:
         rows = await conn.exec_driver_sql(prefix + statement, parameters)
         return [str(row[-1]) for row in rows]
+
+
+async def explain_claim(db: Database, title: str) -> str:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of one outbox claim (rolled back) as the measured claims run it, and the
+    outbox's row counts (PostgreSQL only).
+
+    The measured claims run through a prepared statement on a pooled connection (asyncpg's cache), and after five
+    runs PostgreSQL may keep a generic plan for it: a new ``EXPLAIN`` of the same SQL would be planned afresh and
+    can show another plan. So the claim is explained as ``EXECUTE`` of that prepared statement when the pooled
+    connection has it (``pg_prepared_statements``), with the parameters the claim binds.
+    """
+    async with db.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        stats = await raw.fetchrow("SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'outbox'")
+        prepared = await raw.fetchrow(
+            "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE 'UPDATE outbox SET status=%' AND statement LIKE '%LIMIT 20 FOR UPDATE%'"
+        )
+        now = queue.utcnow()
+        lease = (now + timedelta(seconds=60)).isoformat()
+        if prepared is not None:
+            how = (
+                f"prepared statement {prepared['name']}: {prepared['generic_plans']} generic and "
+                f"{prepared['custom_plans']} custom plans so far"
+            )
+            # The claim's parameters in its SQL's order: status, attempts + 1, lease_until, owner, claim_now.
+            values = f"'working', 1, '{lease}'::timestamptz, 'bench', '{now.isoformat()}'::timestamptz"
+            sql = f"EXECUTE {prepared['name']}({values})"
+            args: tuple[Any, ...] = ()
+        else:
+            how = "no prepared statement on this connection: planned afresh"
+            statement = queue._claim_statement(OutboxItem, 20, "postgresql")
+            sql = str(statement.compile(dialect=conn.dialect))
+            args = ("working", 1, now + timedelta(seconds=60), "bench", now)
+        transaction = raw.transaction()
+        await transaction.start()
+        try:
+            plan = [row[0] for row in await raw.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+        finally:
+            await transaction.rollback()
+    counts = f"outbox rows: {stats['n_live_tup']:,} live, {stats['n_dead_tup']:,} dead" if stats else ""
+    return "\n".join([f"--- {title} ({how}; {counts})", *plan])
 
 
 def verdict(plan: list[str], sqlite: bool) -> tuple[list[str], list[str]]:
@@ -361,7 +427,9 @@ async def measure_serve(world: World, db: Database, workdir: Path, participants:
 # --- the run ---------------------------------------------------------------------------------------------
 
 
-async def run_backend(backend: str, sizes: list[int], runs: int, samples: int, traffic_threads: int) -> dict:
+async def run_backend(
+    backend: str, sizes: list[int], runs: int, samples: int, traffic_threads: int, *, explain: bool = False
+) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"rb-bench-scale-{backend}-"))
     results: dict[int, dict[str, Any]] = {}
     async with common.fresh_database(backend, workdir) as url:
@@ -373,7 +441,7 @@ async def run_backend(backend: str, sizes: list[int], runs: int, samples: int, t
                 db = Database(url)
                 try:
                     counts = await row_counts(db)
-                    runs_figures = [await measure_lookups(db, size, samples) for _ in range(runs)]
+                    runs_figures = [await measure_lookups(db, size, samples, explain=explain) for _ in range(runs)]
                     lookups = {
                         name: {q: statistics.median(r[name][q] for r in runs_figures) for q in ("p50", "p99")}
                         for name in runs_figures[0]
@@ -474,9 +542,11 @@ NOTES = """Notes:
   and limit are written into the SQL, so the generic plan PostgreSQL caches for a prepared statement can still use
   that partial index; the probe for an earlier unfinished row of the same lane goes through the lane index however
   stale the statistics (taken while nothing was pending, they made PostgreSQL scan every unfinished row for each
-  candidate: 2,000 due, 6.7 ms a claim, now about 1.5 ms outside this benchmark). Here every claim is rolled back,
-  so each measured claim also leaves 20 dead row versions behind it: the "2,000 due" row grows over its 400 claims
-  in a way a committing worker's does not.
+  candidate: 2,000 due, 6.7 ms a claim, now about 1.5 ms outside this benchmark), from `(lane, 'pending')` on, so a
+  lane's finished rows are never read. Here every claim is rolled back and leaves a dead version of the 20 rows it
+  leased, and each figure's due rows are deleted before the next figure queues new ones in the same lanes: the
+  outbox is vacuumed in between on PostgreSQL, as autovacuum does in production (without it, the 1,000-participant
+  claims grew from figure to figure: docs/performance.md, "The claim at 1,000 participants").
 - Start-up is the Python imports (`python -X importtime -c 'import bot.app'`), not the database: SQLAlchemy,
   aiohttp, Slack's SDKs, pydantic and alembic. The Bot Framework SDK is imported only when Teams is configured, and
   Rally's webhooks are verified with `standardwebhooks` (what `svix.webhooks` wraps) without loading svix's API
@@ -488,13 +558,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_arguments(parser, runs=3, quick_runs=1)
     parser.add_argument("--sizes", default=None, help="participants, comma-separated (default 1000,10000,100000)")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print EXPLAIN (ANALYZE, BUFFERS) of the outbox claim before and after each claim figure (PostgreSQL)",
+    )
     args = common.parse_args(parser)
     sizes = sorted(int(s) for s in (args.sizes or ("1000,10000" if args.quick else "1000,10000,100000")).split(","))
     samples = 300 if args.quick else 1000
     traffic_threads = 20 if args.quick else 100
     began = time.monotonic()
     results = {
-        backend: asyncio.run(run_backend(backend, sizes, args.runs, samples, traffic_threads))
+        backend: asyncio.run(run_backend(backend, sizes, args.runs, samples, traffic_threads, explain=args.explain))
         for backend in args.databases
     }
     section = report(results, (time.monotonic() - began) / 60, args.runs)
