@@ -31,17 +31,23 @@ from bot.observability import metrics_route, timing_middleware
 from bot.pages import add_pages
 from bot.settings import Settings
 from bot.web import add_not_configured, health_route, ready_route
-from bridge import reconcile_schedule
+from bridge import inbox, reconcile_schedule
 from bridge.inbox import record
+from bridge.outbox import Effect
 from bridge.reminders import firing as reminders
 from bridge.services import Services
 from bridge.worker import QueueWorker, inbox_worker, outbox_worker
 from core.events import reconcile_study
+from storage import retention
 from storage.db import Database
 from storage.migrate import schema_problem
 from storage.uow import SqlStore
 
 log = logging.getLogger(__name__)
+
+PRUNE_TICK_SECONDS = 60.0  # finished queue rows past the retention are deleted a few batches a tick
+# Failed rows of these kinds stay past the retention: ``retry <id>`` and the home's Retry re-queue the very row.
+RETRYABLE_WHEN_FAILED = frozenset({Effect.RELAY.value})
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -96,6 +102,16 @@ class Bridge:
             coalesce=True,
             misfire_grace_time=None,
         )
+        # Retention: finished inbox and outbox rows older than RALLYBRIDGE_RETENTION_DAYS (storage/retention.py).
+        self.scheduler.add_job(
+            self.prune_finished_rows,
+            "interval",
+            seconds=PRUNE_TICK_SECONDS,
+            id="retention",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         self.scheduler.start()
 
     async def stop_background(self) -> None:
@@ -121,6 +137,24 @@ class Bridge:
         except Exception as exc:  # the database may be down; the next tick tries again
             log.warning("could not queue due reminders: %s", type(exc).__name__)
             return 0
+
+    async def prune_finished_rows(self) -> int:
+        """Delete finished queue rows past the retention, a bounded number of small batches (storage/retention.py);
+        how many. Every replica ticks; on PostgreSQL they share the rows (SKIP LOCKED)."""
+        try:
+            pruned = await retention.prune(
+                self.db,
+                older_than=timedelta(days=self.settings.retention_days),
+                keep_failed=RETRYABLE_WHEN_FAILED,
+            )
+        except Exception as exc:  # the database may be down; the next tick goes on
+            log.warning("could not prune finished queue rows: %s", type(exc).__name__)
+            return 0
+        for queue_name, count in pruned.items():
+            if count:
+                self.services.metrics.pruned.labels(queue_name).inc(count)
+                log.info("pruned %d finished %s rows past the retention", count, queue_name)
+        return sum(pruned.values())
 
     async def queue_due_reconciles(self) -> int:
         """Queue the reconciles that came due since the last tick: every linked study once per interval, spread
@@ -211,7 +245,13 @@ def build_slack(settings: Settings, db: Database, to_inbox: Record, *, http_slac
 def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     """Wire the bridge from settings: each chat platform whose settings are given (Slack, Teams or both), the
     other's routes answering 404. ``http_slack`` False leaves Slack to Socket Mode."""
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        inbound_pool_size=settings.db_inbound_pool_size,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
     respondent = RespondentClient(
         settings.respondent_api_url, _secret(settings.respondent_api_key), _secret(settings.respondent_api_secret)
     )
@@ -238,6 +278,8 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
         "backoff_cap": settings.retry_cap_seconds,
     }
     workers = [inbox_worker(services, **options), outbox_worker(services, **options)]
+    workers[0].feeds = workers[1]  # an inbox row's outcome claims the outbox rows it queued (bridge/worker.py)
+    inbox.claim_for(services.store, workers[0])  # a stored event is claimed for the inbox worker as it is stored
     web_app = web.Application(
         client_max_size=settings.max_body_bytes + 1, middlewares=[timing_middleware(services.metrics)]
     )
@@ -262,7 +304,8 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     web_app.router.add_get("/healthz", health_route(db))
     web_app.router.add_get("/readyz", ready)
     web_app.router.add_get("/metrics", metrics_route(services.metrics, db))
-    add_pages(web_app)  # GET /privacy, GET /terms: the Teams manifest's privacyUrl and termsOfUseUrl
+    # GET /privacy (saying the retention), GET /terms: the Teams manifest's privacyUrl and termsOfUseUrl
+    add_pages(web_app, retention_days=settings.retention_days)
     bolt = slack.bolt if slack is not None else None
     bridge = Bridge(settings=settings, services=services, db=db, bolt=bolt, web_app=web_app, workers=workers)
     bridge.closers = [respondent, rally, *services.chats.values(), *([teams] if teams is not None else [])]

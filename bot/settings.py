@@ -8,10 +8,21 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./rallybridge.sqlite3"
+# The shortest retention of finished queue rows. A finished inbox row's key is what recognises a redelivered event
+# as a duplicate, so it must outlive every source's redeliveries: Slack retries for about 5 minutes, Respondent
+# (undocumented) reportedly for under an hour, Rally through Svix for about 28 hours (0 s, 5 s, 5 min, 30 min, 2 h,
+# 5 h, 10 h, 10 h). Two days covers the longest with a day to spare.
+MIN_RETENTION_DAYS = 2
+DEFAULT_RETENTION_DAYS = 30
 # The chat platforms, by the name the bridge gives them (``Services.chats``), as people call them.
 PLATFORM_NAMES = {"slack": "Slack", "teams": "Microsoft Teams"}
 # MICROSOFT_APP_TYPE's values, as Azure's "Type of app" and botbuilder's APP_TYPE name them.
 APP_TYPES = ("SingleTenant", "UserAssignedMSI", "MultiTenant")
+# PostgreSQL connections per process by default: 10 + 5 + 3 = 18, so that five replicas fit a PostgreSQL left at
+# its default max_connections (100, of which 3 are reserved for superusers) with room for a migration and psql.
+DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_INBOUND_POOL_SIZE = 10, 5, 3
+# What PostgreSQL allows ordinary roles when max_connections is left at its default: 100 minus 3 reserved.
+DEFAULT_PG_CONNECTIONS = 97
 
 
 class Settings(BaseSettings):
@@ -34,6 +45,17 @@ class Settings(BaseSettings):
     # Temporary failures without Retry-After wait base, 2*base, 4*base ... up to cap (with jitter).
     retry_base_seconds: float = Field(1.0, validation_alias="RALLYBRIDGE_RETRY_BASE_SECONDS", gt=0)
     retry_cap_seconds: float = Field(300.0, validation_alias="RALLYBRIDGE_RETRY_CAP_SECONDS", gt=0)
+    # Finished inbox and outbox rows, with the message text they carry, are deleted this many days after they
+    # finished (storage/retention.py); a relay that gave up stays while it can be retried. See _retention.
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, validation_alias="RALLYBRIDGE_RETENTION_DAYS")
+    # PostgreSQL connections of one process (SQLite ignores them): the pool of the workers and everything else keeps
+    # DB_POOL_SIZE open and opens up to DB_MAX_OVERFLOW more in bursts; inbound writes (what Slack and the webhooks
+    # wait for) have DB_INBOUND_POOL_SIZE of their own. A transaction finding every connection of its pool in use
+    # waits up to DB_POOL_TIMEOUT_SECONDS. Per replica at most the sum: docs/operations.md "Connections".
+    db_pool_size: int = Field(DB_POOL_SIZE, validation_alias="RALLYBRIDGE_DB_POOL_SIZE")
+    db_max_overflow: int = Field(DB_MAX_OVERFLOW, validation_alias="RALLYBRIDGE_DB_MAX_OVERFLOW")
+    db_inbound_pool_size: int = Field(DB_INBOUND_POOL_SIZE, validation_alias="RALLYBRIDGE_DB_INBOUND_POOL_SIZE")
+    db_pool_timeout_seconds: float = Field(30.0, validation_alias="RALLYBRIDGE_DB_POOL_TIMEOUT_SECONDS")
 
     # Slack (optional, like Teams): on when its credentials are set (bot/config_check.py says which are needed).
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -88,6 +110,17 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value.strip().upper()
 
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"must be at least {MIN_RETENTION_DAYS} (days): Rally's webhooks are redelivered for up to about 28 "
+                "hours, and until then a finished inbox row is what keeps a redelivered event from being taken "
+                "for a new one"
+            )
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _slash_terminated(cls, value: str) -> str:
@@ -117,6 +150,32 @@ class Settings(BaseSettings):
             if value.strip().casefold() == known.casefold():
                 return known
         raise ValueError("must be SingleTenant, UserAssignedMSI or MultiTenant (the Azure Bot's type of app)")
+
+    @field_validator("db_pool_size", "db_inbound_pool_size")
+    @classmethod
+    def _pool_size(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (connections kept open to PostgreSQL), not {value}")
+        return value
+
+    @field_validator("db_max_overflow")
+    @classmethod
+    def _overflow(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be 0 or more (connections opened beyond the pool in bursts), not {value}")
+        return value
+
+    @field_validator("db_pool_timeout_seconds")
+    @classmethod
+    def _pool_timeout(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be more than 0 (seconds to wait for a free connection), not {value:g}")
+        return value
+
+    @property
+    def db_connections(self) -> int:
+        """The most PostgreSQL connections one process opens: both pools, full, plus the overflow."""
+        return self.db_pool_size + self.db_max_overflow + self.db_inbound_pool_size
 
     @property
     def socket_mode(self) -> bool:

@@ -1,7 +1,7 @@
 """Perform one outbox row against the outside world, then say what to record.
 
 ``perform`` returns an ``Apply`` run in the same transaction that marks the row done (store the Slack ts,
-the Respondent message uid, queue the archive call). ``on_permanent_failure`` says who to tell when the
+the Respondent message uid; a relay is ``bridge/relay.py``). ``on_permanent_failure`` says who to tell when the
 row cannot succeed. After an attempt with unknown outcome (``item.needs_verify``) each effect checks at
 its target before acting again, so nothing is posted or sent twice.
 """
@@ -9,14 +9,13 @@ its target before acting again, so nothing is posted or sent twice.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from bridge import logs, outbox
+from bridge import logs, outbox, relay
 from bridge.apply import Apply, nothing
 from bridge.outbox import Effect
 from bridge.services import Services
 from core import texts
-from core.domain import ArchiveEntry, AuthorType, Direction, Mark, PostedMessage, RespondentMessage, Source
+from core.domain import Mark, PostedMessage
 from core.errors import PermanentFailure, UnknownOutcome
 from core.home import HomeView
 from core.message import Text
@@ -95,7 +94,7 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
         await services.chat(p["platform"]).remove_mark(p["channel"], *outbox.mark_of(p))
         return nothing
     if effect is Effect.RELAY:
-        return await _relay(services, item)
+        return await relay.send(services, item)
     if effect is Effect.ARCHIVE:
         archive_id = await services.rally.archive(outbox.archive_entry(p))
         log.debug("archived %s as %s", item.key, archive_id)
@@ -139,57 +138,6 @@ def _store_message_post(message_id: int, post_id: str) -> Apply:
     return apply
 
 
-async def _relay(services: Services, item: QueuedRow) -> Apply:
-    p = item.payload
-    thread = await _thread(services, p["thread_id"])
-    if thread.opted_out:
-        raise PermanentFailure(f"{thread.display_name} has opted out of all communication")
-    conversation_uid = thread.conversation_uid or await _open_conversation(services, thread)
-    sent: RespondentMessage | None = None
-    if item.needs_verify:
-        sent = await _find_sent(services, conversation_uid, thread.respondent_user_id, p["body"], item)
-    if sent is None:
-        sent = await services.respondent.send_message(conversation_uid, p["body"])
-    author = p["author"]
-    post_id = outbox.author_post(p)
-    entry = ArchiveEntry(
-        study_id=thread.study_id,
-        participant_id=thread.participant_id,
-        external_id=author.get("external_id") or f"{thread.platform}:{thread.workspace}:{thread.channel}:{post_id}",
-        direction=Direction.TO_PARTICIPANT,
-        body=p["body"],
-        sent_at=sent.created_at or item.created_at,
-        # Scheduled sends (bridge/reminders) say BOT / SCHEDULER; a researcher's reply keeps the defaults.
-        author_type=AuthorType(author.get("type") or AuthorType.RESEARCHER.value),
-        source=Source(author.get("source") or thread.platform.upper()),
-        author_user_id=author.get("user_id"),
-        author_email=author.get("email"),
-        author_name=author.get("name"),
-        respondent_message_uid=sent.uid,
-    )
-    thread_id, message_id, channel, platform = thread.id, p["message_id"], thread.channel, thread.platform
-    round_ = outbox.delivery_round(p)  # marks of a retried relay are the new round's (bridge/handlers/retry.py)
-    message_uid = sent.uid
-
-    async def apply(uow: UnitOfWork) -> None:
-        await uow.messages.set_state(message_id, state="delivered", respondent_uid=message_uid)
-        await outbox.archive(uow, thread_id, entry)
-        if post_id:  # scheduled sends have no researcher post to mark
-            await _settle_marks(uow, platform, channel, post_id, Mark.DELIVERED, round_)
-
-    return apply
-
-
-async def _settle_marks(
-    uow: UnitOfWork, platform: str, channel: str, post_id: str, final: Mark, round_: str = ""
-) -> None:
-    """Replace the pending mark (if the reply ever showed one in this round) by ``final``; same lane, so in this
-    order. ``round_``: ``outbox.delivery_round`` of the relay (a retried relay's marks are new ones)."""
-    if await uow.outbox.exists(outbox.mark_key(platform, channel, post_id, Mark.PENDING, round_)):
-        await outbox.unmark(uow, platform, channel, post_id, Mark.PENDING, round_)
-    await outbox.mark(uow, platform, channel, post_id, final, round_)
-
-
 async def on_temporary_failure(services: Services, item: QueuedRow, reason: str) -> Apply | None:
     """A relay that has to wait shows it: a pending mark on the researcher's reply and on every reply queued
     behind it for the same participant (keyed, so each reply is marked once)."""
@@ -212,52 +160,6 @@ async def on_temporary_failure(services: Services, item: QueuedRow, reason: str)
     return show_pending
 
 
-async def _open_conversation(services: Services, thread: Thread) -> str:
-    """The participant's conversation in the study's project: reuse the existing one, else open one.
-
-    Only one relay per participant runs at a time (their lane), so two conversations are never opened.
-    """
-    existing = [
-        c
-        for c in await services.respondent.list_conversations(thread.respondent_project_id)
-        if thread.respondent_user_id in c.participant_user_ids
-    ]
-    if existing:
-        uid = existing[0].uid
-    else:
-        conversation = await services.respondent.open_conversation(
-            thread.respondent_project_id, thread.respondent_user_id, services.respondent_researcher_id
-        )
-        uid = conversation.uid
-    async with services.store.transaction() as uow:
-        # Kept unless one is known: the participant's messages arrived meanwhile, so keep to their conversation.
-        uid = await uow.threads.set_conversation(thread.id, uid)
-    return uid
-
-
-async def _find_sent(
-    services: Services, conversation_uid: str, participant_user_id: str, body: str, item: QueuedRow
-) -> RespondentMessage | None:
-    """Contract S1: read the conversation and find this message if the earlier attempt delivered it.
-
-    A match is a message from us (not the participant) with the same text, written after this row was
-    queued (less a minute of clock skew), whose uid no other message of ours claims.
-    """
-    conversation = await services.respondent.get_conversation(conversation_uid)
-    since = item.created_at - timedelta(minutes=1)
-    candidates = [
-        m
-        for m in conversation.messages
-        if m.body == body and m.sender_uid != participant_user_id and (m.created_at is None or m.created_at >= since)
-    ]
-    if not candidates:
-        return None
-    async with services.store.transaction() as uow:
-        claimed = await uow.messages.known_respondent_uids([m.uid for m in candidates])
-    unclaimed = [m for m in candidates if m.uid not in claimed]
-    return unclaimed[0] if unclaimed else None
-
-
 async def on_permanent_failure(services: Services, item: QueuedRow, reason: str) -> Apply:
     """Tell the people who need to know; nothing fails silently."""
     effect = Effect(item.kind)
@@ -272,7 +174,7 @@ async def on_permanent_failure(services: Services, item: QueuedRow, reason: str)
             notice = texts.not_delivered(reason, item.id)  # names the row: /rally retry <id>, Retry on the home
             await outbox.notice_in_thread(uow, thread, f"failed:{item.key}{round_}", notice)
             if post_id:
-                await _settle_marks(uow, thread.platform, thread.channel, post_id, Mark.FAILED, round_)
+                await relay.settle_marks(uow, thread.platform, thread.channel, post_id, Mark.FAILED, round_)
 
         return tell
     if effect is Effect.ARCHIVE:

@@ -25,7 +25,8 @@ class Metrics:
         )
         self.inbound = Counter(
             "rallybridge_inbound_events",
-            "Inbound events (webhooks, chat events, commands, ticks): stored, duplicate or not storable (503)",
+            "Inbound events (webhooks, chat events, commands, ticks): stored, duplicate, not storable (503) or "
+            "ignored (a chat event concerning no participant thread, answered without storing: bridge/edge.py)",
             ["kind", "result"],
             registry=self.registry,
         )
@@ -42,6 +43,12 @@ class Metrics:
             "rallybridge_permanent_failures",
             "Rows that failed for good, by queue and kind",
             ["queue", "kind"],
+            registry=self.registry,
+        )
+        self.pruned = Counter(
+            "rallybridge_pruned_rows",
+            "Finished rows deleted after the retention period (RALLYBRIDGE_RETENTION_DAYS), by queue",
+            ["queue"],
             registry=self.registry,
         )
         self.depth = Gauge(

@@ -184,7 +184,14 @@ async def relay(
         Effect.RELAY,
         f"relay:{source_key}",
         lane,
-        {"platform": thread.platform, "thread_id": thread.id, "message_id": message_id, "body": body, "author": author},
+        {
+            "platform": thread.platform,
+            "channel": thread.channel,  # where the author's post (and so its marks) is
+            "thread_id": thread.id,
+            "message_id": message_id,
+            "body": body,
+            "author": author,
+        },
     )
     post_id = author.get("post_id")
     if added and waiting and post_id:
@@ -227,13 +234,13 @@ def archive_entry(payload: dict[str, Any]) -> ArchiveEntry:
     )
 
 
+def archive_lane(thread_id: int) -> str:
+    return f"archive:{thread_id}"
+
+
 async def archive(uow: UnitOfWork, thread_id: int, entry: ArchiveEntry) -> bool:
     return await _add(
-        uow,
-        Effect.ARCHIVE,
-        f"archive:{entry.external_id}",
-        f"archive:{thread_id}",
-        archive_payload(thread_id, entry),
+        uow, Effect.ARCHIVE, f"archive:{entry.external_id}", archive_lane(thread_id), archive_payload(thread_id, entry)
     )
 
 

@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
 
 from bridge.metrics import Metrics
+from bridge.team_cache import TeamCache
 from core.errors import PermanentFailure
 from core.ports import ChatPlatform, ParticipantChannel, StudyRecord
+from core.records import QueuedRow
 from core.store import Store
+
+
+class Taker(Protocol):
+    """A queue's worker in this process, to which a transaction that queued rows may hand them, claimed."""
+
+    owner: str
+    lease: timedelta
+
+    def room(self) -> int: ...
+
+    def take(self, rows: list[QueuedRow]) -> None: ...
 
 
 @dataclass
@@ -23,6 +38,8 @@ class Services:
     # Set whenever new inbox or outbox rows exist, so workers start at once instead of at their next poll.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: Metrics = field(default_factory=Metrics)
+    # Study teams and Rally accounts for a short time, this process only (bridge/team_cache.py): the send-time check.
+    team_cache: TeamCache = field(default_factory=TeamCache)
 
     def chat(self, platform: str) -> ChatPlatform:
         try:

@@ -42,6 +42,10 @@ CLAIM_AHEAD = 2
 GIVE_UP_AFTER = timedelta(hours=24)
 
 
+# What an outcome's transaction claimed: rows of this worker's queue, rows for the worker it feeds.
+Claimed = tuple[list[QueuedRow], list[QueuedRow]]
+
+
 class LeaseLost(Exception):
     """Another claimer took the row over while this one worked on it: drop this outcome."""
 
@@ -88,16 +92,37 @@ class QueueWorker:
         self._paced_due: float | None = None
         # Outcomes ready together share one transaction, which also claims the rows they made due (claim on
         # commit): those wait here for the loop to start them. New rows queued by this process: ``_new_rows``.
-        self._outcomes: GroupWriter[tuple[QueuedRow, Apply], list[QueuedRow]] = services.store.group_writer(
+        self._outcomes: GroupWriter[tuple[QueuedRow, Apply], Claimed] = services.store.group_writer(
             self._record_outcomes
         )
         self._handed: list[QueuedRow] = []
         self._new_rows = services.store.new_rows(self.name)
         self._last_look = 0.0
+        # The other queue's worker in this process (the inbox worker feeds the outbox worker): when an outcome's
+        # transaction queued rows for it, the same transaction claims them for it (no claim transaction of its own).
+        self.feeds: QueueWorker | None = None
+        self._fed = asyncio.Event()  # rows were handed to this worker by the one that feeds it
+        self._in_flight = 0
+        self._accepting = False  # this worker's loop is running and takes rows handed to it
 
     def _queue(self, uow: UnitOfWork) -> Queue:
         """This worker's queue in ``uow``."""
         return uow.inbox if self.name == INBOX else uow.outbox
+
+    def room(self) -> int:
+        """Rows this worker's loop could start now (0 when it is not running)."""
+        return self.batch - self._in_flight - len(self._handed) if self._accepting else 0
+
+    def take(self, rows: list[QueuedRow]) -> None:
+        """Rows claimed for this worker by another worker's commit: start them (or put them back if stopped)."""
+        if self._accepting:
+            self._handed.extend(rows)
+            self._fed.set()
+        else:
+            self._handed.extend(rows)
+            task = asyncio.create_task(self._put_back_handed())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
     async def run_once(self) -> int:
         """Claim and handle one batch, and the rows their outcomes claimed; returns how many rows were handled."""
@@ -140,21 +165,23 @@ class QueueWorker:
 
     async def _commit(self, row: QueuedRow, apply: Apply) -> None:
         # Outcomes that are ready together share one transaction (group commit); raises LeaseLost for this row.
-        # Rows queued for the other queue wake its worker when that commits (Store.new_rows).
-        self._handed.extend(await self._outcomes.submit((row, apply)))
+        # Rows queued for the other queue are claimed for its worker here, or wake it when that commits.
+        own, fed = await self._outcomes.submit((row, apply))
+        self._handed.extend(own)
+        if fed and self.feeds is not None:
+            self.feeds.take(fed)
         if self.name == OUTBOX:
             self.services.metrics.effect_done(row.kind, str(row.payload.get("platform", "slack")))
         log.info("%s row %s (%s) done after %d attempt(s)", self.name, row.id, row.kind, row.attempts)
 
-    async def _record_outcomes(
-        self, uow: UnitOfWork, outcomes: Sequence[tuple[QueuedRow, Apply]]
-    ) -> list[list[QueuedRow]]:
+    async def _record_outcomes(self, uow: UnitOfWork, outcomes: Sequence[tuple[QueuedRow, Apply]]) -> list[Claimed]:
         """Each row's follow-up writes and its finish, all in ``uow``; any failure undoes the whole batch, and the
         group writer then records the rows one by one, so a failing row only fails itself.
 
         Then, in the same transaction, claim what these outcomes made due (the next row of their lanes, the
         follow-ups they queued here), up to the slots they free and ``CLAIM_AHEAD`` more: no separate claim
-        transaction per finished row.
+        transaction per finished row. Likewise for the worker this one feeds, when these outcomes queued rows for
+        it (an inbox row's relay): up to the rows it has room for.
         """
         queue = self._queue(uow)
         for row, apply in outcomes:
@@ -167,7 +194,13 @@ class QueueWorker:
         claimed = await queue.claim(owner=self.owner, lease=self.lease, limit=limit)
         if len(claimed) < limit:
             queue.nothing_more_due()  # nothing more of ours is due: our own loop need not look
-        return [claimed, *([] for _ in outcomes[1:])]
+        fed: list[QueuedRow] = []
+        target = self.feeds
+        if target is not None and target._queue(uow).queued_here() and (room := target.room()) > 0:
+            fed = await target._queue(uow).claim(owner=target.owner, lease=target.lease, limit=room)
+            if len(fed) < room:
+                target._queue(uow).nothing_more_due()  # all it could take is handed to it: no need to wake it
+        return [(claimed, fed), *(([], []) for _ in outcomes[1:])]
 
     async def _put_back_handed(self) -> None:
         """Rows claimed on commit that were not started (the loop stopped): pending again, attempt taken back."""
@@ -258,8 +291,10 @@ class QueueWorker:
         """
         running: set[asyncio.Task[None]] = set()
         look = True
+        self._accepting = True
         try:
             while not stop.is_set():
+                self._fed.clear()
                 free = self.batch - len(running)
                 while free > 0 and self._handed:  # claimed by our own commits
                     running.add(asyncio.create_task(self._handle_logged(self._handed.pop(0))))
@@ -279,7 +314,8 @@ class QueueWorker:
                         await asyncio.sleep(self.poll * 4)
                     running.update(asyncio.create_task(self._handle_logged(row)) for row in rows)
                 # With room left, new work may start us too; when full, only a finished row (or the poll) does.
-                events = (self.services.wakeup, self._new_rows) if len(running) < self.batch else ()
+                events = (self.services.wakeup, self._new_rows, self._fed) if len(running) < self.batch else ()
+                self._in_flight = len(running)
                 waiters = [asyncio.ensure_future(event.wait()) for event in events]
                 try:
                     done, _ = await asyncio.wait(
@@ -292,11 +328,16 @@ class QueueWorker:
                         waiter.cancel()
                 look = not done  # the wait timed out: a paced row is due, or the poll interval passed
                 running -= done
+                self._in_flight = len(running)
         finally:
+            self._accepting = False
             # Rows in flight finish and record their outcome; if this loop is cancelled, their leases expire.
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
             await self._put_back_handed()
+
+
+_background: set[asyncio.Task[None]] = set()  # put-backs of rows handed to a worker that had stopped
 
 
 def inbox_worker(services: Services, **options: Any) -> QueueWorker:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from core.domain import Participant
 from core.records import Link, Message, NewReminder, QueuedRow, Reminder, Thread
@@ -190,6 +190,10 @@ class Queue(Protocol):
 
     async def working_in_lane(self, lane: str) -> bool: ...
 
+    async def lane_busy(self, lane: str) -> bool:
+        """Whether ``lane`` has an unfinished row (pending or being worked on)."""
+        ...
+
     async def unfinished_payloads(self, lane: str, *, from_id: int) -> list[dict[str, Any]]: ...
 
     async def failed_in_lanes(self, kind: str, lanes: list[str]) -> list[QueuedRow]: ...
@@ -208,6 +212,10 @@ class Queue(Protocol):
 
     def nothing_more_due(self) -> None:
         """This transaction's committer claimed what it queued: no need to wake this queue's worker on commit."""
+        ...
+
+    def queued_here(self) -> bool:
+        """Whether this transaction queued rows into this queue (so far)."""
         ...
 
 
@@ -235,6 +243,37 @@ class GroupWriter(Protocol[T_contra, R_co]):
     async def submit(self, item: T_contra) -> R_co: ...
 
 
+class RelayContext(NamedTuple):
+    thread: Thread
+    link: Link | None  # None when the study was never linked
+    archive_busy: bool  # the archive lane has an unfinished row
+    pending_shown: bool  # a row keyed with the pending mark's key was queued
+
+
+class Reads(Protocol):
+    """Questions answered outside any transaction (``Store.read``), for an answer someone is waiting for. Each is one
+    statement, so it sees one committed state; it takes no writer lock and waits for none."""
+
+    async def may_concern_a_thread(
+        self, platform: str, channel: str, *, root_id: str | None, post_id: str | None, root_lane_prefix: str
+    ) -> bool:
+        """Whether a chat event of ``channel`` may concern a participant thread: ``root_id`` (if given) is the root
+        of one of the channel's threads, ``post_id`` (if given) is a message of the bridge's there, or one of the
+        channel's threads has no root recorded and an unfinished outbox row in its lane (``root_lane_prefix`` and
+        its id): its root may be being posted right now, and replies to it may come in before its id is recorded."""
+        ...
+
+    async def relay_context(self, thread_id: int, *, archive_lane: str, pending_mark_key: str) -> RelayContext | None:
+        """What a relay reads before it sends (``bridge/relay.py``), in one statement; None when the thread is gone."""
+        ...
+
+    async def thread_by_root_with_link(
+        self, platform: str, channel: str, root_id: str
+    ) -> tuple[Thread, Link | None] | None:
+        """The participant thread whose root is ``root_id`` in ``channel``, and its study's link; None for none."""
+        ...
+
+
 class Store(Protocol):
     def transaction(self, *, urgent: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
         """One transaction: committed on success, rolled back on any error. ``urgent``: someone waits for it."""
@@ -250,5 +289,10 @@ class Store(Protocol):
         """Set when a transaction of this process that queued rows into ``queue`` has committed."""
         ...
 
+    def read(self) -> AbstractAsyncContextManager[Reads]:
+        """Reads outside any transaction: never the writer lock, never behind the group commit or the workers. What
+        they answer may change with the next commit: ask only what errs safely that way."""
+        ...
 
-__all__ = ["INBOX", "OUTBOX", "GroupWriter", "Queue", "Store", "UnitOfWork"]
+
+__all__ = ["INBOX", "OUTBOX", "GroupWriter", "Queue", "Reads", "Store", "UnitOfWork"]

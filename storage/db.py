@@ -22,6 +22,15 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# PostgreSQL connections per process (bot/settings.py sets them from RALLYBRIDGE_DB_*; docs/operations.md).
+POOL_SIZE, MAX_OVERFLOW, INBOUND_POOL_SIZE, POOL_TIMEOUT = 10, 5, 3, 30.0
+
+
+# Execution option of a connection that only reads, statement by statement, outside any transaction: on SQLite no
+# ``BEGIN IMMEDIATE`` (the connections are in the driver's autocommit mode), on PostgreSQL the AUTOCOMMIT level.
+AUTOCOMMIT_READ = "rallybridge_autocommit_read"
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -31,14 +40,18 @@ def dialect_of(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW, pool_timeout: float = POOL_TIMEOUT
+) -> AsyncEngine:
     """An engine tuned for the bridge.
 
     SQLite: WAL, a busy timeout, and every transaction opened with ``BEGIN IMMEDIATE`` so that two
-    processes on one file queue up instead of failing with a stale snapshot. PostgreSQL: no pre-ping (see the
-    end for how a restarted server is handled). The pool keeps 20 connections open: each worker runs up to 20
-    rows at once, each holding a connection briefly, and a connection opened beyond ``pool_size`` is closed when it
-    is returned, so under load a smaller pool spends more on connecting than on the transactions themselves.
+    processes on one file queue up instead of failing with a stale snapshot; the pool settings do not apply (one
+    writer at a time anyway). PostgreSQL: no pre-ping (see the end for how a restarted server is handled). The pool
+    keeps ``pool_size`` connections open and opens up to ``max_overflow`` more while they are all in use; one opened
+    beyond ``pool_size`` is closed when it is returned, so a pool much smaller than the load spends more on
+    connecting than on the transactions themselves. With every connection in use a transaction waits (in order)
+    for one to come back, at most ``pool_timeout`` seconds, then raises ``sqlalchemy.exc.TimeoutError``.
     """
     if is_sqlite(url):
         # Reset on return is ours (below): SQLAlchemy's default rolls back every returned connection.
@@ -60,6 +73,8 @@ def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> A
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin_immediate(conn: Any) -> None:
+            if conn.get_execution_options().get(AUTOCOMMIT_READ):
+                return  # a read outside any transaction (storage/reads.py): each statement its own snapshot
             # Straight to aiosqlite: one trip to its thread, where a SQLAlchemy cursor costs three.
             await_(conn.connection.driver_connection.execute("BEGIN IMMEDIATE"))
 
@@ -77,20 +92,40 @@ def create_engine(url: str, *, pool_size: int = 20, max_overflow: int = 20) -> A
     # p50 14 -> 4.5 ms and p99 66 -> 42 ms without it; docs/performance.md). A restarted server is still handled:
     # the first statement on a dead connection fails as a disconnect, SQLAlchemy then discards every connection
     # of that pool, and group writes (acknowledgements, outcomes) run once more on a fresh one (GroupCommit).
-    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
 
 
 class Database:
     """The bridge's database: one engine, short transactions, never a network call inside one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = POOL_SIZE,
+        max_overflow: int = MAX_OVERFLOW,
+        inbound_pool_size: int = INBOUND_POOL_SIZE,
+        pool_timeout: float = POOL_TIMEOUT,
+    ) -> None:
+        """On PostgreSQL at most ``pool_size + max_overflow + inbound_pool_size`` connections (ignored on SQLite).
+
+        Nothing in the bridge waits for a connection while it holds one (a transaction opened inside another would
+        wait forever for SQLite's writer lock; reads, ``storage/reads.py``, are asked outside transactions), so a
+        pool of any size makes transactions wait their turn and cannot deadlock them (tests/unit/test_db_pool.py).
+        """
         self.url = url
-        self.engine = create_engine(url)
         self.sqlite = is_sqlite(url)
+        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # PostgreSQL: urgent transactions get connections of their own, so that a request being acknowledged
-        # never waits for a pooled connection behind the workers' many short transactions.
-        self._urgent_engine = None if self.sqlite else create_engine(url, pool_size=3, max_overflow=3)
+        # never waits for a pooled connection behind the workers' many short transactions. No overflow: its one
+        # user, the inbox's group writer, runs at most ``inbound_pool_size`` transactions at once (GroupCommit).
+        self.inbound_pool_size = 1 if self.sqlite else inbound_pool_size
+        self._urgent_engine = (
+            None
+            if self.sqlite
+            else create_engine(url, pool_size=inbound_pool_size, max_overflow=0, pool_timeout=pool_timeout)
+        )
         self._urgent_sessions = (
             async_sessionmaker(self._urgent_engine, expire_on_commit=False) if self._urgent_engine else self._sessions
         )
@@ -132,6 +167,11 @@ QUEUED = "rallybridge.queued"  # session.info: tables that got new queue rows in
 def mark_queued(session: AsyncSession, table: str) -> None:
     """Rows were queued into ``table`` in ``session``'s transaction: :meth:`Database.new_rows` fires on commit."""
     session.info.setdefault(QUEUED, set()).add(table)
+
+
+def was_queued(session: AsyncSession, table: str) -> bool:
+    """Whether rows were queued into ``table`` in ``session``'s transaction (and are still to be announced)."""
+    return table in session.info.get(QUEUED, set())
 
 
 def unmark_queued(session: AsyncSession, table: str) -> None:
@@ -198,7 +238,8 @@ class GroupCommit(Generic[T, R]):
     only its own ``submit`` (which raises what ``write`` raised). ``urgent``: see :meth:`Database.transaction`.
 
     ``writers`` transactions may be in flight at once (default: 1 on SQLite, which has one writer anyway; 3 on
-    PostgreSQL, where a commit mostly waits for the server's WAL flush and others can proceed meanwhile).
+    PostgreSQL, where a commit mostly waits for the server's WAL flush and others can proceed meanwhile; urgent
+    ones no more than the inbound pool has connections, so that none waits for a connection).
     """
 
     def __init__(
@@ -214,7 +255,7 @@ class GroupCommit(Generic[T, R]):
         self.write = write
         self.max_batch = max_batch
         self.urgent = urgent
-        self.writers = writers or (1 if db.sqlite else 3)
+        self.writers = writers or (1 if db.sqlite else min(3, db.inbound_pool_size) if urgent else 3)
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()
 

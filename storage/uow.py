@@ -7,7 +7,7 @@ nothing above this package builds or mutates ORM rows.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.records import QueuedRow
 from core.store import Links, Messages, Queue, Reminders, Threads
 from storage import queue
-from storage.db import Database, GroupCommit, mark_queued, unmark_queued
+from storage.db import Database, GroupCommit, mark_queued, unmark_queued, was_queued
 from storage.mapping import maybe, queued_record
 from storage.models import InboxEvent, OutboxItem
 from storage.queue import QueueModel, utcnow
+from storage.reads import SqlReads, open_reads
 from storage.repositories import SqlLinks, SqlMessages, SqlReminders, SqlThreads
 
 T = TypeVar("T")
@@ -75,6 +76,9 @@ class SqlQueue:
     async def working_in_lane(self, lane: str) -> bool:
         return await queue.working_in_lane(self.session, self.model, lane)
 
+    async def lane_busy(self, lane: str) -> bool:
+        return await queue.lane_busy(self.session, self.model, lane)
+
     async def unfinished_payloads(self, lane: str, *, from_id: int) -> list[dict[str, Any]]:
         return await queue.unfinished_payloads(self.session, self.model, lane, from_id=from_id)
 
@@ -103,6 +107,9 @@ class SqlQueue:
 
     def nothing_more_due(self) -> None:
         unmark_queued(self.session, self.model.__tablename__)
+
+    def queued_here(self) -> bool:
+        return was_queued(self.session, self.model.__tablename__)
 
 
 class SqlUnitOfWork:
@@ -138,3 +145,7 @@ class SqlStore:
 
     def new_rows(self, queue_name: str) -> Any:
         return self.db.new_rows(queue_name)
+
+    def read(self) -> AbstractAsyncContextManager[SqlReads]:
+        """Reads outside any transaction: no writer lock, no wait behind the group commit (storage/reads.py)."""
+        return open_reads(self.db)

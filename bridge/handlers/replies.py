@@ -14,7 +14,7 @@ from core.domain import Direction
 from core.errors import TemporaryFailure
 from core.events import ChatMessageChanged, ChatMessagePosted
 from core.message import Text
-from core.records import MessageState
+from core.records import Link, MessageState, Thread
 from core.store import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -27,14 +27,11 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
         return nothing  # a top-level channel message: not ours to relay
     root_id, post_id = event.root_id, event.post_id
     assert root_id is not None
-    async with services.store.transaction() as uow:
-        thread = await uow.threads.by_root(event.platform, event.channel, root_id)
-        link = await uow.links.for_study(thread.study_id) if thread else None
-        # A root being posted right now has no id recorded yet (its outcome commits just after the post): a reply
-        # may already be in that thread, so look again shortly instead of dropping it.
-        rooting = thread is None and await _root_being_posted(uow, event.platform, event.channel)
-    if rooting:
-        raise TemporaryFailure("a participant thread of this channel is still being opened")
+    async with services.store.read() as reads:  # one statement, outside any transaction
+        found = await reads.thread_by_root_with_link(event.platform, event.channel, root_id)
+    if found is None:
+        found = await _thread_once_rooted(services, event.platform, event.channel, root_id)
+    thread, link = found if found is not None else (None, None)
     if thread is None or link is None:
         log.debug("reply in a thread that is not a participant thread; ignored")
         return nothing
@@ -56,11 +53,10 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
         return _private_notices(event.platform, key, channel, user_id, root_id, [decision.reason])
     body = await chat.to_plain_text(text)
     author = decision.rally_user
-    thread_id = thread.id
+
+    current = thread  # its id, platform and channel are all the writes use, and they never change
 
     async def apply(uow: UnitOfWork) -> None:
-        current = await uow.threads.by_id(thread_id)
-        assert current is not None
         message_id = await uow.messages.add(
             thread=current,
             direction=Direction.TO_PARTICIPANT.value,
@@ -91,9 +87,27 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
     return apply
 
 
+async def _thread_once_rooted(
+    services: Services, platform: str, channel: str, root_id: str
+) -> tuple[Thread, Link | None] | None:
+    """No thread has this root (yet?). A root being posted right now has no id recorded (its outcome commits just
+    after the post), and one whose post had an unknown outcome waits to be verified: a reply may already be in
+    that thread, so look again shortly instead of dropping it. The root is read again after that check: had it
+    been recorded between the first read and the check, neither would have seen it."""
+    async with services.store.transaction() as uow:
+        rooting = await _root_being_posted(uow, platform, channel)
+        thread = await uow.threads.by_root(platform, channel, root_id)
+        link = await uow.links.for_study(thread.study_id) if thread else None
+    if thread is not None:
+        return thread, link
+    if rooting:
+        raise TemporaryFailure("a participant thread of this channel is still being opened")
+    return None
+
+
 async def _root_being_posted(uow: UnitOfWork, platform: str, channel: str) -> bool:
     for thread_id in await uow.threads.without_root(platform, channel):
-        if await uow.outbox.working_in_lane(outbox.thread_lane(thread_id)):  # the root is the lane's first row
+        if await uow.outbox.lane_busy(outbox.thread_lane(thread_id)):  # the root is the lane's first row
             return True
     return False
 

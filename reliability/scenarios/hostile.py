@@ -1,6 +1,6 @@
 """6. Hostile and broken input: hundreds of generated requests that must be refused (status, a clear reason, no
-inbox row, nothing sent); signed requests about unknown studies, participants, threads and users (stored, nothing
-sent); and awkward but legitimate content (40,000+ characters, control characters, zero-width and right-to-left
+inbox row, nothing sent); signed requests about unknown studies, participants, threads and users (acknowledged,
+nothing sent); and awkward but legitimate content (40,000+ characters, control characters, zero-width and right-to-left
 text, emoji, mrkdwn injection) that must arrive intact: escaped in Slack, split there and never truncated."""
 
 from __future__ import annotations
@@ -402,7 +402,8 @@ async def run(suite: Suite, row: Row) -> None:
             row.notes += [f"wrong: {x}" for x in wrong[:8]]
             row.check("nothing was posted, sent or archived for any refused request", before_out == after_out)
 
-            # Signed and well-formed, but about things the bridge does not know: stored, acknowledged, nothing sent.
+            # Signed and well-formed, but about things the bridge does not know: acknowledged (stored; a chat message
+            # concerning no participant thread is answered without a row, bridge/edge.py), nothing sent.
             unknown = await unknown_references(stage, http_base=base)
             await wait_until(lambda: False, within=2.0)
             row.check(

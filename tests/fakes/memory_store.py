@@ -28,6 +28,7 @@ from core.records import (
     ReminderStatus,
     Thread,
 )
+from core.store import RelayContext
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -380,6 +381,9 @@ class MemoryQueue:
     async def working_in_lane(self, lane: str) -> bool:
         return any(r.row.status == QueueStatus.WORKING for r in self.in_lane(lane))
 
+    async def lane_busy(self, lane: str) -> bool:
+        return any(r.row.status in _UNFINISHED for r in self.in_lane(lane))
+
     async def unfinished_payloads(self, lane: str, *, from_id: int) -> list[dict[str, Any]]:
         return [r.row.payload for r in self.in_lane(lane) if r.row.id >= from_id and r.row.status in _UNFINISHED]
 
@@ -450,6 +454,9 @@ class MemoryQueue:
     def nothing_more_due(self) -> None:
         self._queued.discard(self.name)
 
+    def queued_here(self) -> bool:
+        return self.name in self._queued
+
 
 class MemoryUnitOfWork:
     def __init__(self, state: State) -> None:
@@ -461,6 +468,39 @@ class MemoryUnitOfWork:
         self.reminders = MemoryReminders(state)
         self.inbox = MemoryQueue(state, "inbox", self.queued)
         self.outbox = MemoryQueue(state, "outbox", self.queued)
+
+
+class MemoryReads:
+    """``core.store.Reads`` on the committed state, with the unit of work's own queries (nothing is changed)."""
+
+    def __init__(self, state: State) -> None:
+        self.uow = MemoryUnitOfWork(state)
+
+    async def may_concern_a_thread(
+        self, platform: str, channel: str, *, root_id: str | None, post_id: str | None, root_lane_prefix: str
+    ) -> bool:
+        if root_id is not None and await self.uow.threads.by_root(platform, channel, root_id) is not None:
+            return True
+        if post_id is not None and await self.uow.messages.by_post(platform, channel, post_id) is not None:
+            return True
+        for thread_id in await self.uow.threads.without_root(platform, channel):
+            if any(r.row.status in _UNFINISHED for r in self.uow.outbox.in_lane(f"{root_lane_prefix}{thread_id}")):
+                return True
+        return False
+
+    async def relay_context(self, thread_id: int, *, archive_lane: str, pending_mark_key: str) -> RelayContext | None:
+        thread = await self.uow.threads.by_id(thread_id)
+        if thread is None:
+            return None
+        link = await self.uow.links.for_study(thread.study_id)
+        busy = await self.uow.outbox.lane_busy(archive_lane)
+        return RelayContext(thread, link, busy, await self.uow.outbox.exists(pending_mark_key))
+
+    async def thread_by_root_with_link(
+        self, platform: str, channel: str, root_id: str
+    ) -> tuple[Thread, Link | None] | None:
+        thread = await self.uow.threads.by_root(platform, channel, root_id)
+        return None if thread is None else (thread, await self.uow.links.for_study(thread.study_id))
 
 
 class _Writer:
@@ -481,6 +521,8 @@ class MemoryStore:
         self.state = State()
         self._events: dict[str, asyncio.Event] = {}
         self.commits = 0
+        self.reads = 0
+        self.read_error: Exception | None = None
 
     @asynccontextmanager
     async def transaction(self, *, urgent: bool = False) -> AsyncIterator[MemoryUnitOfWork]:
@@ -498,6 +540,14 @@ class MemoryStore:
 
     def new_rows(self, queue: str) -> asyncio.Event:
         return self._events.setdefault(queue, asyncio.Event())
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[MemoryReads]:
+        """Reads of the committed state; ``read_error`` (if set) is raised instead, as a database that is down."""
+        if self.read_error is not None:
+            raise self.read_error
+        self.reads += 1
+        yield MemoryReads(self.state)
 
     # --- for assertions -------------------------------------------------------------------------------------------
 

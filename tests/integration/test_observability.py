@@ -212,8 +212,13 @@ async def test_one_correlation_id_follows_each_message_through_every_hop(databas
     def reply_row(ts: str) -> InboxEvent:
         return next(r for r in inbox if r.kind == "chat.message" and r.payload["ts"] == ts)
 
-    def archive_key(ts: str) -> str:
-        return next(r.key for r in outbox if r.kind == "rally.archive" and r.key.endswith(f":{ts}"))
+    def archived_in_relay_row(ts: str, relay_key: str, cid: str) -> None:
+        """A delivered relay archives in its own row (no archive row of its own) under the same id."""
+        assert not [r.key for r in outbox if r.kind == "rally.archive" and r.key.endswith(f":{ts}")]
+        relay_id = next(r.id for r in outbox if r.key == relay_key)
+        follow = [line for line in _row_lines(lines, "outbox", relay_id) if "followed up" in line["event"]]
+        assert any("archived True" in line["event"] for line in follow), follow
+        assert {line.get(CORRELATION_ID) for line in follow} == {cid}
 
     def marks(ts: str) -> list[str]:
         wanted = tuple(f"{c.channel}:{ts}:{name}" for name in (PENDING, DELIVERED))
@@ -227,7 +232,8 @@ async def test_one_correlation_id_follows_each_message_through_every_hop(databas
 
     # The first reply: every hop, including the retried send and the pending mark put on and taken off.
     row = reply_row(first)
-    cid = _assert_one_journey(lines, outbox, row, [f"relay:{row.key}", archive_key(first), *marks(first)])
+    cid = _assert_one_journey(lines, outbox, row, [f"relay:{row.key}", *marks(first)])
+    archived_in_relay_row(first, f"relay:{row.key}", cid)
     relay_id = next(r.id for r in outbox if r.key == f"relay:{row.key}")
     retry_lines = [line for line in _row_lines(lines, "outbox", relay_id) if "will retry" in line["event"]]
     assert retry_lines and all(line[CORRELATION_ID] == cid for line in retry_lines)
@@ -235,7 +241,8 @@ async def test_one_correlation_id_follows_each_message_through_every_hop(databas
     # The second reply: retried in the first process, delivered by the second, under the same id.
     row = reply_row(second)
     relay_key = f"relay:{row.key}"
-    cid2 = _assert_one_journey(lines, outbox, row, [relay_key, archive_key(second), *marks(second)])
+    cid2 = _assert_one_journey(lines, outbox, row, [relay_key, *marks(second)])
+    archived_in_relay_row(second, relay_key, cid2)
     assert cid2 != cid
     relay_id = next(r.id for r in outbox if r.key == relay_key)
     before_kill, after_restart = (_json_lines(part) for part in log_text.split("===== bridge start #2", 1))
