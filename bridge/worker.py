@@ -114,15 +114,14 @@ class QueueWorker:
         return self.batch - self._in_flight - len(self._handed) if self._accepting else 0
 
     def take(self, rows: list[QueuedRow]) -> None:
-        """Rows claimed for this worker by another worker's commit: start them (or put them back if stopped)."""
+        """Rows claimed for this worker by another worker's commit: start them. If this worker stopped meanwhile
+        (the process is shutting down), they are left to their leases, which expire, like rows in flight at a
+        stop: no database work is started while the database is being closed."""
         if self._accepting:
             self._handed.extend(rows)
             self._fed.set()
         else:
-            self._handed.extend(rows)
-            task = asyncio.create_task(self._put_back_handed())
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+            log.info("%d %s rows handed to a stopped worker; their leases will expire", len(rows), self.name)
 
     async def run_once(self) -> int:
         """Claim and handle one batch, and the rows their outcomes claimed; returns how many rows were handled."""
@@ -335,9 +334,6 @@ class QueueWorker:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
             await self._put_back_handed()
-
-
-_background: set[asyncio.Task[None]] = set()  # put-backs of rows handed to a worker that had stopped
 
 
 def inbox_worker(services: Services, **options: Any) -> QueueWorker:
