@@ -139,6 +139,21 @@ def variants(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[
     return [("before", args.baseline.resolve()), ("after", None)]
 
 
+def bounded(kind: type[int] | type[float], low: float, high: float) -> Any:
+    """An argparse type: a number of ``kind`` between ``low`` and ``high``, else a clear error."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {value}")
+        return value
+
+    return parse
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)

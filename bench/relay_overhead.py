@@ -39,19 +39,6 @@ TARGET_RATIO = 3.0
 DELIVERED = "white_check_mark"
 
 
-def _positive(kind: type[int] | type[float], low: float, high: float) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {value}")
-        return value
-
-    return parse
-
-
 @dataclass
 class Process:
     """A process whose CPU time we read: the bridge or the forwarder."""
@@ -211,9 +198,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_arguments(parser)
     parser.add_argument(
-        "--messages", type=_positive(int, 10, 100000), default=None, help="per phase (default 300; 60 with --quick)"
+        "--messages",
+        type=common.bounded(int, 10, 100000),
+        default=None,
+        help="per phase (default 300; 60 with --quick)",
     )
-    parser.add_argument("--rate", type=_positive(float, 1, 1000), default=20.0, help="messages per second (default 20)")
+    parser.add_argument(
+        "--rate", type=common.bounded(float, 1, 1000), default=20.0, help="messages per second (default 20)"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of both processes")
     common.add_baseline_argument(parser)
     args = common.parse_args(parser)

@@ -58,19 +58,6 @@ RELAY_WATCH = 120.0  # after the inbox is empty, how long relays may take to rea
 NAN = float("nan")
 
 
-def _number(kind: type[int] | type[float], low: float, high: float) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {value}")
-        return value
-
-    return parse
-
-
 def _ints(low: int, high: int) -> Any:
     def parse(text: str) -> list[int]:
         try:
@@ -503,22 +490,31 @@ def main() -> None:
     common.add_arguments(parser, runs=1, quick_runs=1)
     events.add_mix_argument(parser, "busy,ignored")
     parser.add_argument("--parts", type=_parts, default=["sustain", "ramp"], help="sustain, ramp (default both)")
-    parser.add_argument("--rate", type=_number(float, 1, 5000), default=float(TARGET_RATE), help="events/s (500)")
-    parser.add_argument("--seconds", type=_number(float, 1, 3600), default=None, help="load (default 60; 5 quick)")
     parser.add_argument(
-        "--drain-watch", type=_number(float, 1, 3600), default=120.0, help="watch the inbox after the load (120 s)"
+        "--rate", type=common.bounded(float, 1, 5000), default=float(TARGET_RATE), help="events/s (500)"
+    )
+    parser.add_argument(
+        "--seconds", type=common.bounded(float, 1, 3600), default=None, help="load (default 60; 5 quick)"
+    )
+    parser.add_argument(
+        "--drain-watch",
+        type=common.bounded(float, 1, 3600),
+        default=120.0,
+        help="watch the inbox after the load (120 s)",
     )
     parser.add_argument("--no-forwarder", action="store_true", help="skip the forwarder phase of sustain")
     parser.add_argument(
         "--lease",
-        type=_number(float, 0.5, 600),
+        type=common.bounded(float, 0.5, 600),
         default=5.0,
         help="serve's row lease, RALLYBRIDGE_LEASE_SECONDS (default 5, as in every benchmark; production default 60)",
     )
     parser.add_argument(
         "--ramp", type=_ints(1, 5000), default=None, help="ramp rates (300,600,900,1200,1500,1800,2400)"
     )
-    parser.add_argument("--ramp-seconds", type=_number(float, 1, 600), default=None, help="per step (15; 5 quick)")
+    parser.add_argument(
+        "--ramp-seconds", type=common.bounded(float, 1, 600), default=None, help="per step (15; 5 quick)"
+    )
     parser.add_argument("--ramp-mix", type=events.mixes_from, default=["busy"], help="the ramp's mix (busy)")
     parser.add_argument("--replicas", type=_ints(1, 4), default=[1, 2], help="replica counts of the ramp (1,2)")
     parser.add_argument("--full-ramp", action="store_true", help="run every step, even after one that did not hold")
