@@ -126,6 +126,7 @@ class RespondentMessage:
     body: str
     created_at: datetime | None
     sender_uid: str | None
+    sender_name: str | None = None  # "First Last" of ``sender`` when Respondent gives it
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ class Conversation:
     messages: tuple[RespondentMessage, ...] = field(default_factory=tuple)
     latest_message_uid: str | None = None
     messages_complete: bool = True
+    # Participants (user ids) whose ``participants[].read`` is true: they have read the conversation as it stands.
+    read_by: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -180,3 +183,4 @@ class Mark(enum.StrEnum):
     PENDING = "pending"  # waiting out a temporary failure
     DELIVERED = "delivered"
     FAILED = "failed"  # refused for good (taken off again by ``retry``)
+    SEEN = "seen"  # Respondent says the participant has read it (Slack: a reaction; Teams: the card's line only)

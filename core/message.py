@@ -9,6 +9,9 @@ so they never turn into markup, mentions or links) or one of a few inline elemen
   dropped on the others.
 * :class:`Hint` ``(topic, neutral)``: advice only the platform can give (what an admin changes there); ``neutral``
   is said where the platform has nothing for ``topic``.
+* :class:`At` ``(when, style)``: a moment, shown in each reader's own time zone where the platform can (Slack's date
+  tokens, Teams' card date functions); elsewhere in UTC.
+* :class:`Person` ``(user_id, name)``: a person of the chat platform, mentioned (Slack ``<@U1>``, Teams ``<at>``).
 
 Build texts with :func:`text` (``text("Run ", cmd("link <studyId>"), " in ", CHAT, ".")``); ``+`` joins texts and
 strings. A platform renders a text with :meth:`Text.render` and its :class:`Dialect` (``adapters/slack/format.py``,
@@ -23,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 # Hint topics the core names; a platform's Dialect says each in its own terms.
@@ -56,7 +60,24 @@ class Hint:
     neutral: str
 
 
-Part: TypeAlias = str | Cmd | ChatName | HomeOnly | Hint
+@dataclass(frozen=True)
+class At:
+    """A moment, e.g. a session time or when a participant started waiting. ``style``: ``time`` (10:42) or
+    ``date_time`` (Sat 5 Dec, 10:42). Each platform shows it in the reader's zone where it can (:attr:`Dialect.at`)."""
+
+    when: datetime
+    style: str = "date_time"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person on the chat platform, mentioned by id (``name`` is what shows where a mention cannot)."""
+
+    user_id: str
+    name: str
+
+
+Part: TypeAlias = str | Cmd | ChatName | HomeOnly | Hint | At | Person
 Piece: TypeAlias = "Part | Text"  # what the builders take: parts and whole texts (flattened)
 
 CHAT = ChatName()
@@ -64,6 +85,18 @@ CHAT = ChatName()
 
 def _same(words: str) -> str:
     return words
+
+
+def utc_words(moment: At) -> str:
+    """``moment`` in UTC words: what a platform that cannot localise says (``Sat 5 Dec 2026, 10:42 UTC``)."""
+    when = moment.when.replace(tzinfo=UTC) if moment.when.tzinfo is None else moment.when.astimezone(UTC)
+    if moment.style == "time":
+        return f"{when:%H:%M} UTC"
+    return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
+
+
+def _at_name(person: Person) -> str:
+    return f"@{person.name}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,10 @@ class Dialect:
     chat_name: str
     home: bool  # whether the platform has a home surface (HomeOnly parts are shown)
     hints: Mapping[str, str] = field(default_factory=dict)
+    # How a moment and a mention are said: the result is markup, NOT passed through the escape (the function escapes
+    # whatever words it puts in). The defaults say them in plain words, which the escape then makes inert.
+    at: Callable[[At], str] | None = None
+    person: Callable[[Person], str] | None = None
 
 
 # The neutral reading (logs, tests): commands as the core names them, every clause kept.
@@ -138,6 +175,14 @@ def cmd(words: str) -> Cmd:
     return Cmd(words)
 
 
+def at(when: datetime, style: str = "date_time") -> At:
+    return At(when, style)
+
+
+def person(user_id: str, name: str) -> Person:
+    return Person(user_id, name)
+
+
 def home_only(*pieces: Piece) -> HomeOnly:
     return HomeOnly(text(*pieces).parts)
 
@@ -161,6 +206,10 @@ def _render(part: Part, dialect: Dialect, escape: Callable[[str], str]) -> str:
         return escape(dialect.chat_name)
     if isinstance(part, HomeOnly):
         return "".join(_render(p, dialect, escape) for p in part.parts) if dialect.home else ""
+    if isinstance(part, At):
+        return dialect.at(part) if dialect.at is not None else escape(utc_words(part))
+    if isinstance(part, Person):
+        return dialect.person(part) if dialect.person is not None else escape(_at_name(part))
     return escape(dialect.hints.get(part.topic, part.neutral))
 
 
@@ -201,6 +250,10 @@ def _part_json(part: Part) -> Any:
         return {"type": "chat"}
     if isinstance(part, HomeOnly):
         return {"type": "home", "parts": [_part_json(p) for p in part.parts]}
+    if isinstance(part, At):
+        return {"type": "at", "when": part.when.isoformat(), "style": part.style}
+    if isinstance(part, Person):
+        return {"type": "person", "user_id": part.user_id, "name": part.name}
     return {"type": "hint", "topic": part.topic, "neutral": part.neutral}
 
 
@@ -216,4 +269,8 @@ def _part_from_json(item: Any) -> Part:
         return HomeOnly(tuple(_part_from_json(p) for p in item.get("parts") or ()))
     if kind == "hint":
         return Hint(str(item["topic"]), str(item["neutral"]))
+    if kind == "at":
+        return At(datetime.fromisoformat(str(item["when"])), str(item.get("style") or "date_time"))
+    if kind == "person":
+        return Person(str(item["user_id"]), str(item["name"]))
     raise ValueError(f"not a part of a text: {item!r}")

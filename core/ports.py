@@ -68,13 +68,18 @@ class ParticipantChannel(Protocol):
 
 @dataclass(frozen=True)
 class ThreadRoot:
-    """The facts shown on a participant's thread root message."""
+    """The facts shown on a participant's thread root message: its live card (``core/case.py``), posted once and
+    then updated in place as the case changes. ``status`` are the card's status lines (``texts.card_lines``), each a
+    line of its own under the header (who, study, session, scheduling link)."""
 
     participant_name: str
     study_name: str
     session_starts_at: datetime | None
     scheduling_url: str | None
     participant_id: str | None = None  # Rally's id: what the root's buttons (Remind, Follow up...) name
+    status: tuple[Text, ...] = ()
+    participant_tz: str | None = None  # the participant's zone when Rally knows it: the session is shown in it too
+    assignable: bool = True  # an ``Assign to me`` button (its command: ``assign <participant_id>``)
 
 
 class ChatPlatform(Protocol):
@@ -87,6 +92,15 @@ class ChatPlatform(Protocol):
     """
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage: ...
+
+    async def update_thread_root(self, channel: str, root_id: str, root: ThreadRoot) -> None:
+        """Redraw the root ``root_id`` with ``root`` in place (Slack ``chat.update``, Teams activity update); paced
+        like a post. Idempotent: the last one wins."""
+        ...
+
+    async def post_direct(self, user_id: str, text: Text, *, key: str) -> None:
+        """A direct message to ``user_id`` from the bot (Slack: the app's DM; Teams: the personal chat)."""
+        ...
 
     async def post_participant_message(
         self, channel: str, root_id: str, author_name: str, body: str, *, key: str
@@ -118,6 +132,11 @@ class ChatPlatform(Protocol):
         ...
 
     async def lookup_user(self, user_id: str) -> ChatUser: ...
+
+    async def find_user_by_email(self, email: str, *, channel: str) -> ChatUser | None:
+        """The person of this workspace (Slack ``users.lookupByEmail``; Teams: a member of ``channel``'s team) with
+        ``email``; None when there is none."""
+        ...
 
     async def to_plain_text(self, text: str) -> str:
         """A researcher's message as the participant should read it: no platform markup left."""

@@ -26,6 +26,10 @@ class Link:
     active: bool
     linked_by: str
     linked_at: datetime
+    # ``/rally settings``: how long a participant may wait before the team is nudged (None: the default,
+    # ``core.case.NudgePolicy``); ``nudge_wait_minutes`` in working hours, ``nudge_soon_minutes`` near a session.
+    nudge_wait_minutes: int | None = None
+    nudge_soon_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,19 @@ class Thread:
     channel: str
     root_id: str | None
     created_at: datetime
+    # The case (``core/case.py``, ``bridge/case.py``): who owns it, since when the participant waits on the team, the
+    # last message each way, whether the participant has read the team's last message (its id), how many nudges this
+    # waiting period has had, and the root card's version (each change) and the version last drawn.
+    owner_user_id: str | None = None
+    owner_name: str | None = None
+    owner_tz: str | None = None
+    waiting_since: datetime | None = None
+    last_in_at: datetime | None = None
+    last_out_at: datetime | None = None
+    seen_message_id: int | None = None
+    nudged: int = 0
+    card_version: int = 0
+    card_shown: int = 0
 
 
 class MessageState(enum.StrEnum):

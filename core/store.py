@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from core.case_changes import CaseChange
 from core.domain import Participant
 from core.records import Link, Message, NewReminder, QueuedRow, Reminder, Thread
 
@@ -46,6 +47,10 @@ class Links(Protocol):
         ...
 
     async def deactivate(self, study_id: str) -> None: ...
+
+    async def set_nudge_thresholds(self, study_id: str, *, wait_minutes: int | None, soon_minutes: int | None) -> None:
+        """``/rally settings``: None puts a threshold back to its default."""
+        ...
 
 
 class Threads(Protocol):
@@ -93,6 +98,24 @@ class Threads(Protocol):
 
     async def set_root(self, thread_id: int, root_id: str) -> None: ...
 
+    async def change_case(self, thread_id: int, change: Callable[[Thread], CaseChange | None]) -> Thread | None:
+        """Change the thread's case (``core/case_changes.py``) on the thread as it is, read under a row lock so that
+        concurrent changes (a participant message and a reply) do not overwrite each other. The changed thread, or
+        None when ``change`` changed nothing. A change the card shows raises ``card_version``."""
+        ...
+
+    async def card_drawn(self, thread_id: int, version: int) -> None:
+        """The root card was drawn as of ``version`` (a later version drawn already stays)."""
+        ...
+
+    async def waiting(self, *, below_stage: int, limit: int = 500) -> list[Thread]:
+        """Threads whose participant waits on the team, with fewer than ``below_stage`` nudges, longest wait first."""
+        ...
+
+    async def sessions_between(self, start: datetime, end: datetime) -> list[Thread]:
+        """Threads whose session starts after ``start`` and at or before ``end``."""
+        ...
+
 
 class Messages(Protocol):
     async def add(
@@ -137,6 +160,10 @@ class Messages(Protocol):
     async def last_each_way(self, thread_ids: list[int]) -> dict[tuple[int, str], Message]: ...
 
     async def last(self, thread_id: int, direction: str) -> Message | None: ...
+
+    async def times_since(self, study_id: str, since: datetime) -> list[tuple[int, str, datetime]]:
+        """(thread id, direction, sent at) of the study's messages since ``since`` (not failed ones), in time order."""
+        ...
 
 
 class Reminders(Protocol):
