@@ -52,6 +52,8 @@ class StudyLink(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     linked_by: Mapped[str] = mapped_column(String(128))
     linked_at: Mapped[datetime]
+    nudge_wait_minutes: Mapped[int | None] = mapped_column(Integer)
+    nudge_soon_minutes: Mapped[int | None] = mapped_column(Integer)
 
 
 class ParticipantThread(Base):
@@ -62,6 +64,12 @@ class ParticipantThread(Base):
         UniqueConstraint("study_id", "participant_id", name="uq_thread_participant"),
         UniqueConstraint("platform", "channel", "thread_ts", name="uq_thread_platform_ts"),
         Index("ix_thread_respondent", "respondent_project_id", "respondent_user_id"),
+        Index(
+            "ix_thread_waiting",
+            "waiting_since",
+            postgresql_where=text("waiting_since IS NOT NULL"),
+            sqlite_where=text("waiting_since IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -81,6 +89,17 @@ class ParticipantThread(Base):
     channel: Mapped[str] = mapped_column(String(128))
     thread_ts: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    # The live case (migration 0007): owner, waiting, last message each way, seen, nudges, root card versions.
+    owner_user_id: Mapped[str | None] = mapped_column(String(128))
+    owner_name: Mapped[str | None] = mapped_column(String(200))
+    owner_tz: Mapped[str | None] = mapped_column(String(64))
+    waiting_since: Mapped[datetime | None]
+    last_in_at: Mapped[datetime | None]
+    last_out_at: Mapped[datetime | None]
+    seen_message_id: Mapped[int | None] = mapped_column(Integer)
+    nudged: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    card_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    card_shown: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ChatMessage(Base):

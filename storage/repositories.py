@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.case_changes import CaseChange
 from core.domain import Participant
 from core.records import Link, Message, NewReminder, Reminder, Thread
+from storage import cases, repo
 from storage import reminders as store
-from storage import repo
 from storage.mapping import link_record, maybe, message_record, reminder_record, thread_record
 from storage.models import ParticipantThread, StudyLink
 
@@ -62,6 +63,9 @@ class SqlLinks:
 
     async def deactivate(self, study_id: str) -> None:
         await self.session.execute(update(StudyLink).where(StudyLink.study_id == study_id).values(active=False))
+
+    async def set_nudge_thresholds(self, study_id: str, *, wait_minutes: int | None, soon_minutes: int | None) -> None:
+        await cases.set_thresholds(self.session, study_id, wait_minutes, soon_minutes)
 
 
 class SqlThreads:
@@ -130,6 +134,18 @@ class SqlThreads:
 
     async def set_root(self, thread_id: int, root_id: str) -> None:
         await self._set(thread_id, thread_ts=root_id)
+
+    async def change_case(self, thread_id: int, change: Callable[[Thread], CaseChange | None]) -> Thread | None:
+        return await cases.change_case(self.session, thread_id, change)
+
+    async def card_drawn(self, thread_id: int, version: int) -> None:
+        await cases.card_drawn(self.session, thread_id, version)
+
+    async def waiting(self, *, below_stage: int, limit: int = 500) -> list[Thread]:
+        return await cases.waiting(self.session, below_stage=below_stage, limit=limit)
+
+    async def sessions_between(self, start: datetime, end: datetime) -> list[Thread]:
+        return await cases.sessions_between(self.session, start, end)
 
     async def _set(self, thread_id: int, **values: Any) -> None:
         row = await repo.thread_by_id(self.session, thread_id)  # through the identity map: later reads see it
@@ -203,6 +219,9 @@ class SqlMessages:
 
     async def last(self, thread_id: int, direction: str) -> Message | None:
         return maybe(message_record, await store.last_message(self.session, thread_id, direction))
+
+    async def times_since(self, study_id: str, since: datetime) -> list[tuple[int, str, datetime]]:
+        return await cases.message_times(self.session, study_id, since)
 
 
 class SqlReminders:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from core import clock
+from core.case_changes import CaseChange
 from core.domain import Participant
 from core.records import (
     OPEN_REMINDER,
@@ -81,6 +82,11 @@ class MemoryLinks:
     async def deactivate(self, study_id: str) -> None:
         if study_id in self.s.links:
             self.s.links[study_id] = replace(self.s.links[study_id], active=False)
+
+    async def set_nudge_thresholds(self, study_id: str, *, wait_minutes: int | None, soon_minutes: int | None) -> None:
+        if study_id in self.s.links:
+            link = self.s.links[study_id]
+            self.s.links[study_id] = replace(link, nudge_wait_minutes=wait_minutes, nudge_soon_minutes=soon_minutes)
 
 
 class MemoryThreads:
@@ -178,6 +184,27 @@ class MemoryThreads:
     async def set_root(self, thread_id: int, root_id: str) -> None:
         self.s.threads[thread_id] = replace(self.s.threads[thread_id], root_id=root_id)
 
+    async def change_case(self, thread_id: int, change: Callable[[Thread], CaseChange | None]) -> Thread | None:
+        thread = self.s.threads.get(thread_id)
+        decided = None if thread is None else change(thread)
+        if thread is None or decided is None:
+            return None
+        version = thread.card_version + (1 if decided.redraw else 0)
+        self.s.threads[thread_id] = thread = replace(thread, **decided.values, card_version=version)
+        return thread
+
+    async def card_drawn(self, thread_id: int, version: int) -> None:
+        thread = self.s.threads.get(thread_id)
+        if thread is not None and thread.card_shown < version:
+            self.s.threads[thread_id] = replace(thread, card_shown=version)
+
+    async def waiting(self, *, below_stage: int, limit: int = 500) -> list[Thread]:
+        found = [t for t in self._all() if t.waiting_since is not None and t.nudged < below_stage]
+        return sorted(found, key=lambda t: (t.waiting_since, t.id))[:limit]
+
+    async def sessions_between(self, start: datetime, end: datetime) -> list[Thread]:
+        return [t for t in self._all() if t.session_starts_at is not None and start < t.session_starts_at <= end]
+
 
 class MemoryMessages:
     def __init__(self, state: State) -> None:
@@ -262,6 +289,15 @@ class MemoryMessages:
 
     async def last(self, thread_id: int, direction: str) -> Message | None:
         return (await self.last_each_way([thread_id])).get((thread_id, direction))
+
+    async def times_since(self, study_id: str, since: datetime) -> list[tuple[int, str, datetime]]:
+        ours = {t.id for t in self.s.threads.values() if t.study_id == study_id}
+        found = [
+            (m.thread_id, m.direction, m.sent_at, m.id)
+            for m in self.s.messages.values()
+            if m.thread_id in ours and m.sent_at >= since and m.state != "failed"
+        ]
+        return [(t, d, at) for t, d, at, _ in sorted(found, key=lambda x: (x[2], x[3]))]
 
 
 class MemoryReminders:
