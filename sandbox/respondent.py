@@ -2,7 +2,8 @@
 
 Serves ``GET/POST /v1/messaging/conversations``, ``GET /v1/messaging/conversations/{uid}`` and
 ``POST /v1/messaging/conversations/{uid}/messages`` with ``x-api-key``/``x-api-secret`` checks, keeps
-conversations in memory, and plays participants writing back (signed ``MESSAGES.CREATED`` webhooks).
+conversations in memory, and plays participants writing back (signed ``MESSAGES.CREATED`` webhooks), researchers
+writing from Respondent's own website, and the ``participants[].read`` flags (``respondent_state``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.http_faults import SandboxServer
+from sandbox.respondent_state import listed, mark_read, messages_created, person, public
 
 OWNER = {"uid": "u_api_owner", "foreignId": "owner", "firstName": "Api", "lastName": "Owner"}
 CONVERSATIONS = "/v1/messaging/conversations"
@@ -73,6 +75,7 @@ class RespondentSandbox(SandboxServer):
         self.calls: Counter[str] = Counter()
         self.call_log: list[tuple[float, str, str]] = []
         self.users: dict[str, dict[str, str]] = {}
+        self.researchers: dict[tuple[str, str], dict[str, Any]] = {}  # people writing on Respondent's website
         self._hang_sends: list[float] = []
         self._drop_sends = 0
         self._seq = itertools.count()
@@ -107,7 +110,7 @@ class RespondentSandbox(SandboxServer):
         )
 
     def _view(self, conv: dict[str, Any], *, with_messages: bool = True, with_user: bool = True) -> dict[str, Any]:
-        messages = [{k: v for k, v in m.items() if not k.startswith("_")} for m in conv["messages"]]
+        messages = [public(m) for m in conv["messages"]]
         view = {k: v for k, v in conv.items() if k != "messages"}
         view["messagesCount"] = len(messages)
         if messages:
@@ -188,7 +191,7 @@ class RespondentSandbox(SandboxServer):
         if conv["locked"]:
             return self.error_response(400, "Conversation is locked")
         message = self._append(conv, OWNER, body)
-        response = {k: v for k, v in message.items() if not k.startswith("_")}
+        response = public(message)
         response["conversation"] = self._view(conv, with_messages=False, with_user=False)
         if self._drop_sends:
             self._drop_sends -= 1
@@ -202,12 +205,14 @@ class RespondentSandbox(SandboxServer):
     # ---- state -----------------------------------------------------------------------------------------
     def _person(self, user_id: str) -> dict[str, Any]:
         names = self.users.get(user_id, {})
-        return {
-            "uid": user_id,
-            "foreignId": f"f_{user_id}",
-            "firstName": names.get("firstName", ""),
-            "lastName": names.get("lastName", ""),
-        }
+        return person(user_id, names.get("firstName", ""), names.get("lastName", ""))
+
+    def _researcher(self, first_name: str, last_name: str) -> dict[str, Any]:
+        """A researcher of the team on Respondent's website: one person (own uid) per name, never the API owner."""
+        key = (first_name, last_name)
+        if key not in self.researchers:
+            self.researchers[key] = person(f"u_researcher_{_object_id()}", first_name, last_name)
+        return self.researchers[key]
 
     def _new_conversation(
         self, project_id: str | None, user_ids: list[str], researcher: str | None, uid: str | None = None
@@ -244,6 +249,7 @@ class RespondentSandbox(SandboxServer):
         }
         conv["messages"].append(message)
         conv["updatedAt"] = now
+        mark_read(conv, sender["uid"])
         return message
 
     def conversation_with(self, project_id: str, user_id: str) -> dict[str, Any] | None:
@@ -281,22 +287,60 @@ class RespondentSandbox(SandboxServer):
         """
         if first_name or last_name or user_id not in self.users:
             self.users[user_id] = {"firstName": first_name, "lastName": last_name}
-        conv = self.conversation_with(project_id, user_id)
-        if conv is None:
-            conv = self._new_conversation(project_id, [user_id], None)
+        conv = self._conversation_for(project_id, user_id)
         message = self._append(conv, self._person(user_id), body)
-        resource: dict[str, Any] = {"id": message["uid"], "type": "messages"}
-        if include_refs:
-            resource.update(conversationUid=conv["uid"], projectId=project_id)
-        event = {
-            "event": "MESSAGES.CREATED",
-            "uuid": str(uuid.uuid4()),
-            "created": _now(),
-            "payload": {"resource": resource},
-        }
+        await self._notify(message, project_id, refs=include_refs, deliveries=deliveries)
+        return str(message["uid"])
+
+    async def researcher_writes_outside(
+        self,
+        project_id: str,
+        user_id: str,
+        body: str,
+        *,
+        first_name: str = "Dana",
+        last_name: str = "Researcher",
+        notify: bool = True,
+    ) -> dict[str, Any]:
+        """A researcher writes ``body`` to ``user_id`` on Respondent's own website, not through the API.
+
+        The sender is that researcher (see ``_researcher``), neither the participant nor the API owner; the read
+        flags change as for any message, and with ``notify`` the same signed ``MESSAGES.CREATED`` webhook as for
+        ``participant_writes`` is delivered. Returns the message as ``messages_to`` lists them.
+        """
+        conv = self._conversation_for(project_id, user_id)
+        message = self._append(conv, self._researcher(first_name, last_name), body)
+        if notify:
+            await self._notify(message, project_id)
+        return listed(message)
+
+    def participant_reads(self, user_id: str, project_id: str | None = None) -> None:
+        """``user_id`` opens Respondent and reads their conversation(s) (only those of ``project_id`` if given):
+        their ``participants[].read`` becomes true. Raises ``KeyError`` when they have no such conversation."""
+        entries = [
+            p
+            for c in self.conversations.values()
+            if project_id is None or c["metadata"].get("projectId") == project_id
+            for p in c["participants"]
+            if p["uid"] == user_id
+        ]
+        if not entries:
+            raise KeyError(f"no conversation of {user_id} in {project_id or 'any project'}")
+        for entry in entries:
+            entry["read"] = True
+
+    def _conversation_for(self, project_id: str, user_id: str) -> dict[str, Any]:
+        """``user_id``'s newest conversation of ``project_id``, opened if there is none yet."""
+        return self.conversation_with(project_id, user_id) or self._new_conversation(project_id, [user_id], None)
+
+    async def _notify(
+        self, message: dict[str, Any], project_id: str, *, refs: bool = True, deliveries: int = 1
+    ) -> None:
+        """Deliver ``MESSAGES.CREATED`` for ``message`` ``deliveries`` times (one ``uuid``), if ``webhook_url``."""
+        conv_refs = (str(message["_conversationUid"]), project_id) if refs else None
+        event = messages_created(str(message["uid"]), conv_refs, event_uuid=str(uuid.uuid4()), created=_now())
         for _ in range(deliveries):
             await self.send_webhook(event)
-        return str(message["uid"])
 
     def sign(self, raw_body: bytes) -> str:
         """``sha256=<base64 HMAC-SHA256(webhook_key, raw_body)>``."""
@@ -337,10 +381,7 @@ class RespondentSandbox(SandboxServer):
                 if (from_owner and sender == OWNER["uid"]) or (not from_owner and sender == user_id):
                     out.append(m)
         out.sort(key=lambda m: m["_seq"])
-        return [
-            {**{k: v for k, v in m.items() if not k.startswith("_")}, "conversationUid": m["_conversationUid"]}
-            for m in out
-        ]
+        return [listed(m) for m in out]
 
     def messages_to(self, user_id: str) -> list[dict[str, Any]]:
         """Messages the API owner sent in ``user_id``'s conversations, oldest first."""

@@ -5,7 +5,7 @@ Assumptions (the public docs are silent; see ``respondent.md`` 3.1):
 * A conversation's participant ``uid`` is the Respondent *user id* passed in ``participantUserIds``.
 * ``Conversation.participant_user_ids`` lists the participants **without** the API owner account (the
   conversation's ``user``), so ``message.sender_uid in conversation.participant_user_ids`` means "written
-  by a participant".
+  by a participant". ``Conversation.read_by`` likewise holds only participants (entries with ``read: true``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,17 @@ def parse_message(obj: Any) -> RespondentMessage:
         body=body if isinstance(body, str) else "",
         created_at=parse_datetime(obj.get("createdAt")),
         sender_uid=sender_uid,
+        sender_name=_name_of(sender),
     )
+
+
+def _name_of(person: Any) -> str | None:
+    """``"First Last"`` of a ``{firstName, lastName}`` object, or None when it names nobody."""
+    if not isinstance(person, dict):
+        return None
+    parts = (person.get("firstName"), person.get("lastName"))
+    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return name or None
 
 
 def parse_conversation(obj: Any) -> Conversation:
@@ -52,11 +62,14 @@ def parse_conversation(obj: Any) -> Conversation:
     owner_uid = _str_or_none(owner.get("uid")) if isinstance(owner, dict) else None
     participants = obj.get("participants")
     user_ids: list[str] = []
+    read_by: set[str] = set()
     if isinstance(participants, list):
         for p in participants:
             uid = _str_or_none(p.get("uid")) if isinstance(p, dict) else None
             if uid and uid != owner_uid and uid not in user_ids:
                 user_ids.append(uid)
+            if uid and uid != owner_uid and isinstance(p, dict) and p.get("read") is True:
+                read_by.add(uid)
     raw_messages = obj.get("messages")
     messages = tuple(parse_message(m) for m in raw_messages) if isinstance(raw_messages, list) else ()
     latest = obj.get("latestMessage")
@@ -70,6 +83,7 @@ def parse_conversation(obj: Any) -> Conversation:
         messages=messages,
         latest_message_uid=latest_uid,
         messages_complete=_complete(raw_messages, messages, latest_uid, count),
+        read_by=frozenset(read_by),
     )
 
 

@@ -27,6 +27,8 @@ _REASONS = {
     "restricted_action": "the workspace does not allow the bot to post there",
     "thread_not_found": "the Slack thread does not exist",
     "message_not_found": "the Slack message does not exist",
+    "cant_update_message": "Slack does not let the bot change that message",
+    "edit_window_closed": "the Slack message can no longer be changed (its edit window has closed)",
     "user_not_found": "the Slack user does not exist",
     "user_not_in_channel": "the Slack user is not in the channel",
     "not_enabled": "the Slack app's Home tab is not enabled (App Home settings)",

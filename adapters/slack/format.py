@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.message import EMAIL_ACCESS, Dialect, Text
+from core.message import EMAIL_ACCESS, At, Dialect, Person, Text, utc_words
 
 log = logging.getLogger(__name__)
 
 _CONTROL = re.compile(r"<([^<>]*)>")
 _BROADCASTS = {"here", "channel", "everyone"}
+_USER_ID = re.compile(r"[UW][A-Z0-9]+")
+_DATE_TOKENS = {"time": "{time}", "date_time": "{date_short_pretty} {time}"}
 
 
 def escape(text: str) -> str:
@@ -29,12 +32,35 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-# How Slack says the core's inline elements: the slash command, its name, the App Home, its admin advice.
+def unix_time(when: datetime) -> int:
+    """Seconds since the epoch (naive datetimes are taken as UTC)."""
+    return int((when.replace(tzinfo=UTC) if when.tzinfo is None else when).timestamp())
+
+
+def date_token(moment: At) -> str:
+    """``<!date^unix^token|fallback>``: Slack shows the moment in each reader's own zone; clients that cannot show
+    the token show the fallback (the UTC words, escaped, with no ``|`` or ``^`` that could end the token early)."""
+    fallback = escape(utc_words(moment)).replace("|", "/").replace("^", " ")
+    token = _DATE_TOKENS.get(moment.style, _DATE_TOKENS["date_time"])
+    return f"<!date^{unix_time(moment.when)}^{token}|{fallback}>"
+
+
+def mention(person: Person) -> str:
+    """``<@U123>`` for a Slack user id; anything else (not a user id: it could carry markup) as the escaped name."""
+    if _USER_ID.fullmatch(person.user_id):
+        return f"<@{person.user_id}>"
+    return escape(f"@{person.name}")
+
+
+# How Slack says the core's inline elements: the slash command, its name, the App Home, its admin advice, moments in
+# each reader's zone (date tokens) and mentions.
 SLACK = Dialect(
     command="/rally ",
     chat_name="Slack",
     home=True,
     hints={EMAIL_ACCESS: "Ask a workspace admin to make sure the app has the users:read.email scope."},
+    at=date_token,
+    person=mention,
 )
 
 
@@ -44,9 +70,20 @@ def render(text: Text) -> str:
     return text.render(SLACK, escape)
 
 
+# Plain text fields read no markup: moments in UTC words, people by name.
+_PLAIN = replace(SLACK, at=None, person=None)
+
+
+def fallback(text: Text) -> str:
+    """The words as escaped mrkdwn without date tokens or mentions: a message's ``text`` beside its blocks, shown in
+    notifications (a mention there would ping again on every redraw of the message)."""
+    return text.render(_PLAIN, escape)
+
+
 def wording(text: Text) -> str:
-    """The same words unescaped, for Slack's ``plain_text`` fields (a modal's field errors)."""
-    return text.render(SLACK)
+    """The same words unescaped, for Slack's ``plain_text`` fields (a modal's field errors): no date tokens or
+    mentions there (they would show as typed), so moments in UTC words and people as ``@name``."""
+    return text.render(_PLAIN)
 
 
 def unescape(text: str) -> str:

@@ -24,7 +24,16 @@ from typing import Any
 from adapters.slack import format as fmt
 from adapters.slack.interactive import MAX_LABEL, MAX_SECTION, RUN_ACTION
 from core.domain import Action
-from core.home import ClosedStudy, FailedDelivery, HomeView, LastMessage, ParticipantLine, PendingReminder, StudyHome
+from core.home import (
+    ClosedStudy,
+    FailedDelivery,
+    HomeView,
+    LastMessage,
+    ParticipantLine,
+    PendingReminder,
+    QueueLine,
+    StudyHome,
+)
 from core.message import Text
 
 MAX_HOME_BLOCKS = 100
@@ -100,9 +109,40 @@ def _last(label: str, message: LastMessage | None) -> str:
     return f"{label}: {_date(message.at)}" + (f" ({', '.join(extra)})" if extra else "")
 
 
+def _owner(owner: str | None) -> str:
+    return f"owner {fmt.escape(owner)}" if owner else "no owner"
+
+
 def _participant(line: ParticipantLine) -> str:
     name = f"*{fmt.escape(line.name)}*" + (" · opted out" if line.opted_out else "")
-    return f"• {name} · {_last('from them', line.last_from)} · {_last('to them', line.last_to)}"
+    waiting = f" · :red_circle: waiting since {_date(line.waiting_since)}" if line.waiting_since else ""
+    owner = f" · {_owner(line.owner)}" if line.owner else ""
+    return f"• {name}{waiting}{owner} · {_last('from them', line.last_from)} · {_last('to them', line.last_to)}"
+
+
+def _queued(line: QueueLine) -> str:
+    session = f" · session {_date(line.session_starts_at)}" if line.session_starts_at else ""
+    return (
+        f"• *{fmt.escape(line.name)}* ({fmt.escape(line.study_name)}, {_channel(line.channel)}) · waiting since "
+        f"{_date(line.waiting_since)} · {_owner(line.owner)}{session}"
+    )
+
+
+def _queue(view: HomeView, buttons: list[int]) -> list[_Block]:
+    """Who waits on the team, longest wait first; the study filter's buttons above it."""
+    blocks: list[_Block] = []
+    if view.filters:
+        elements = []
+        for action in view.filters:
+            buttons[0] += 1
+            elements.append(_button(action, buttons[0]))
+        blocks.append(_Block({"type": "actions", "elements": elements[:25]}))
+    blocks.append(_Block(_section("*Waiting for an answer* (longest first)")))
+    if view.queue:
+        blocks += _lines([_queued(q) for q in view.queue])
+    else:
+        blocks.append(_Block(_context("Nobody is waiting for an answer.")))
+    return blocks
 
 
 def _failed(failed: FailedDelivery, index: int) -> _Block:
@@ -180,6 +220,8 @@ def home_blocks(view: HomeView, *, limit: int = MAX_HOME_BLOCKS) -> list[dict[st
     if view.may_act:
         body.append(_Block(_context(fmt.render(view.may_act))))
     buttons = [-1]
+    if view.studies:
+        body += _queue(view, buttons)
     for study in view.studies:
         body += _study(study, buttons)
     if view.closed:

@@ -72,15 +72,15 @@ features:
   bot_user:
     display_name: {_q(name)}
     always_online: true
-  app_home:  # the Home tab: linked studies, failed deliveries (Retry), scheduled messages (Cancel)
+  app_home:  # the Home tab: who waits, linked studies, failed deliveries, scheduled messages; the Messages tab: nudges
     home_tab_enabled: true
-    messages_tab_enabled: false
-    messages_tab_read_only_enabled: false
+    messages_tab_enabled: true
+    messages_tab_read_only_enabled: true
   slash_commands:
     - command: /rally
       url: {events}
-      description: Link a Rally study to this channel, unlink it, or get help
-      usage_hint: link <studyId> | unlink <studyId> | help
+      description: Link a Rally study to this channel, own a participant's thread, or get help
+      usage_hint: link <studyId> | assign <participant> [@person] | queue | help
       should_escape: false
 oauth_config:
   redirect_urls:

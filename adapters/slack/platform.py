@@ -17,24 +17,27 @@ Design decisions (documented here once):
   ``find_post`` reports such a message only when every part exists.
 * ``chat.postMessage`` is paced per channel and per workspace when a ``SlackPacer`` is given (the composition
   root builds one from settings): a post over budget raises ``Paced`` before anything is sent, and a 429 holds
-  back only its channel for ``Retry-After``.
+  back only its channel for ``Retry-After``. A root card's redraw (``chat.update``) shares the same budget: it
+  changes what the channel shows as much as a post does.
+* The thread root is a live card (``adapters/slack/card.py``): posted once, redrawn in place with ``chat.update``.
+* A direct message (``post_direct``) is a ``chat.postMessage`` to the user's id: Slack delivers it into the app's
+  DM with that person and answers with the DM's ``D...`` id.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import card, home, interactive
 from adapters.slack import format as fmt
-from adapters.slack import home, interactive
 from adapters.slack.errors import error_code, map_error
 from adapters.slack.pacing import SlackPacer
 from core.domain import Action, ChatUser, Mark, PostedMessage
@@ -46,7 +49,12 @@ from core.ports import ThreadRoot
 log = logging.getLogger(__name__)
 
 # How each mark shows on a researcher's reply: a reaction.
-EMOJI = {Mark.PENDING: "hourglass_flowing_sand", Mark.DELIVERED: "white_check_mark", Mark.FAILED: "x"}
+EMOJI = {
+    Mark.PENDING: "hourglass_flowing_sand",
+    Mark.DELIVERED: "white_check_mark",
+    Mark.FAILED: "x",
+    Mark.SEEN: "eyes",  # the participant has read it (Respondent's read flag)
+}
 
 EVENT_TYPE = "rallybridge_post"
 MAX_TEXT_CHARS = 40_000
@@ -149,44 +157,41 @@ class SlackPlatform:
             args["thread_ts"] = thread_ts
         if blocks is not None:
             args["blocks"] = blocks
+        data = await self._paced(channel, "chat.postMessage", lambda: self._client.chat_postMessage(**args))
+        return PostedMessage(channel=str(data.get("channel") or channel), post_id=str(data["ts"]))
+
+    async def _paced(self, channel: str, method: str, call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+        """Make one paced call into ``channel`` (a post or a redraw): the pacer's moment first (``Paced``, nothing
+        sent, when it is too far off), and a 429 holds back this channel for its ``Retry-After``."""
         if self.pacer is not None:
             await self.pacer.acquire(channel)  # may raise Paced: nothing sent, the outbox defers the row
         try:
-            data = await self._guard("chat.postMessage", self._client.chat_postMessage(**args))
+            return await self._guard(method, call())
         except TemporaryFailure as exc:
             if self.pacer is not None and exc.retry_after is not None:  # a 429: hold this channel only
                 self.pacer.rate_limited(channel, exc.retry_after)
             raise
-        return PostedMessage(channel=str(data.get("channel") or channel), post_id=str(data["ts"]))
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
-        """Post the root of a participant's thread: who, which study, when, scheduling link, how to reply."""
-        name = fmt.escape(root.participant_name)
-        study = fmt.escape(root.study_name)
-        lines = [f"*{name}* · {study}"]
-        fallback = [f"{root.participant_name} · {root.study_name}"]
-        if root.session_starts_at is not None:
-            shown = fmt.format_session_time(root.session_starts_at)
-            unix = int(root.session_starts_at.replace(tzinfo=root.session_starts_at.tzinfo or UTC).timestamp())
-            lines.append(f"Session: <!date^{unix}^{{date_short_pretty}} {{time}}|{shown}>")
-            fallback.append(f"Session: {shown}")
-        url = root.scheduling_url
-        if url:
-            if url.startswith(("https://", "http://")) and " " not in url:
-                safe = fmt.escape(url).replace("|", "%7C")
-                lines.append(f"Scheduling: <{safe}|scheduling link>")
-            else:
-                lines.append(f"Scheduling: {fmt.escape(url)}")
-            fallback.append(f"Scheduling: {url}")
-        hint = "Reply in this thread to message them."
-        blocks: list[dict[str, Any]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]},
-        ]
-        if root.participant_id:  # Remind / Follow up / Send scheduling link (adapters/slack/interactive.py)
-            blocks.append(interactive.root_actions(root.participant_id, root.participant_name, root.study_name))
-        text = fmt.escape("\n".join([*fallback, hint]))
+        """Post the root of a participant's thread: its live card (``adapters/slack/card.py``)."""
+        text, blocks = card.root_message(root)
         return await self._post(channel, key, text=text, blocks=blocks)
+
+    async def update_thread_root(self, channel: str, root_id: str, root: ThreadRoot) -> None:
+        """Redraw the root card in place (``chat.update``, the same rendering as the post), paced like a post.
+        A root that is gone or that Slack will not let the bot change (``message_not_found``,
+        ``cant_update_message``, ``edit_window_closed``) is a ``PermanentFailure``."""
+        text, blocks = card.root_message(root)
+        await self._paced(
+            channel,
+            "chat.update",
+            lambda: self._client.chat_update(channel=channel, ts=root_id, text=text, blocks=blocks),
+        )
+
+    async def post_direct(self, user_id: str, text: Text, *, key: str) -> None:
+        """A direct message from the bot: ``chat.postMessage`` to the user's id, which Slack delivers into the app's
+        DM with them (opening it if needed), keyed like every post."""
+        await self._post(user_id, key, text=fmt.render(text))
 
     async def post_participant_message(
         self, channel: str, root_id: str, author_name: str, body: str, *, key: str
@@ -294,10 +299,19 @@ class SlackPlatform:
             return found.parts[1]
         return None
 
+    async def find_user_by_email(self, email: str, *, channel: str) -> ChatUser | None:
+        """``users.lookupByEmail`` (needs ``users:read.email``); None when nobody of the workspace has ``email``."""
+        call = self._client.users_lookupByEmail(email=email)
+        data = await self._guard("users.lookupByEmail", call, ok_errors=frozenset({"users_not_found"}))
+        user = data.get("user")
+        return self._chat_user(str(user["id"]), user) if isinstance(user, dict) and user.get("id") else None
+
     async def lookup_user(self, user_id: str) -> ChatUser:
         """A Slack user's name, email (needs ``users:read.email``), time zone and bot flag."""
         data = await self._guard("users.info", self._client.users_info(user=user_id))
-        user = data.get("user") or {}
+        return self._chat_user(user_id, data.get("user") or {})
+
+    def _chat_user(self, user_id: str, user: dict[str, Any]) -> ChatUser:
         profile = user.get("profile") or {}
         name = (
             profile.get("display_name")

@@ -2,7 +2,7 @@
 
 Paths (relative to the conversation's ``serviceUrl``): ``POST /v3/conversations``,
 ``POST /v3/conversations/{id}/activities``, ``POST /v3/conversations/{id}/activities/{replyToId}``,
-``GET /v3/conversations/{id}/members/{userId}``.
+``PUT /v3/conversations/{id}/activities/{activityId}`` (an update), ``GET /v3/conversations/{id}/members/{userId}``.
 
 Failures become ``core.errors``: 429, 412, 408 and every 5xx (so 502 and 504) -> ``TemporaryFailure`` with the
 ``Retry-After`` the connector gave; 404 -> ``NotFound``; other 4xx -> ``PermanentFailure``; no connection ->
@@ -135,6 +135,15 @@ class ConnectorClient:
             raise malformed(SERVICE, what, "no activity id")
         return str(activity_id)
 
+    async def update(self, service_url: str, conversation_id: str, activity_id: str, activity: dict[str, Any]) -> None:
+        """``PUT /v3/conversations/{id}/activities/{activityId}``: replace a posted activity (Bot Framework's
+        ``update_activity``), paced as a send into that conversation."""
+        path = f"/v3/conversations/{quote(conversation_id, safe='')}/activities/{quote(activity_id, safe='')}"
+        async with self.pacer.slot(conversation_id):
+            await self._call(
+                "PUT", self._base(service_url) + path, "PUT /v3/conversations/{id}/activities/{activityId}", activity
+            )
+
     async def get_member(self, service_url: str, conversation_id: str, user_id: str) -> dict[str, Any]:
         """``GET /v3/conversations/{id}/members/{userId}``: a ``TeamsChannelAccount``."""
         path = f"/v3/conversations/{quote(conversation_id, safe='')}/members/{quote(user_id, safe='')}"
@@ -142,3 +151,17 @@ class ConnectorClient:
         if not isinstance(result, dict):
             raise malformed(SERVICE, "GET members", "not an object")
         return result
+
+    async def paged_members(
+        self, service_url: str, conversation_id: str, continuation: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """``GET /v3/conversations/{id}/pagedmembers``: one page of the team's ``TeamsChannelAccount``s and the
+        continuation token of the next (None after the last)."""
+        path = f"/v3/conversations/{quote(conversation_id, safe='')}/pagedmembers?pageSize=500"
+        if continuation:
+            path += f"&continuationToken={quote(continuation, safe='')}"
+        result = await self._call("GET", self._base(service_url) + path, "GET /v3/conversations/{id}/pagedmembers")
+        if not isinstance(result, dict) or not isinstance(result.get("members"), list):
+            raise malformed(SERVICE, "GET pagedmembers", "no members list")
+        token = result.get("continuationToken")
+        return [m for m in result["members"] if isinstance(m, dict)], str(token) if token else None

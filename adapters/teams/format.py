@@ -1,4 +1,5 @@
-"""Teams text in both directions, and the thread root as an Adaptive Card.
+"""Teams text in both directions, and the Adaptive Cards of private replies and of the root's forms (the root card
+itself: ``adapters/teams/card.py``).
 
 Outgoing messages are sent with ``textFormat: "xml"`` (Teams' HTML subset). The bridge's own words
 (``core.message.Text``) are rendered by :func:`render`: commands as ``@<bot name> <words>``, "Teams" for the
@@ -19,14 +20,12 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from core import forms
-from core.message import EMAIL_ACCESS, Dialect, Text
+from core.message import EMAIL_ACCESS, At, Dialect, Person, Text, utc_words
 
 _MENTION = re.compile(r"<at[^<>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 _LINK = re.compile(r"<a\s[^<>]*?href\s*=\s*(\"[^\"]*\"|'[^']*')[^<>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
@@ -40,6 +39,8 @@ _MARKDOWN_INLINE = re.compile(r"[\\`*_~|\[\]]|(?<=\])\(")
 _MARKDOWN_LINE_START = re.compile(r"^([ \t]*)(?:(#|[+=-](?=[\s=-]|$))|(\d{1,9})([.)])(?=\s|$))", re.MULTILINE)
 _MARKDOWN = re.compile(r"([\\`*_\[\]~])")
 _CARD_LIST_MARKER = re.compile(r"^(\s*)(?:([+-])|(\d+)(\.))(?=\s|$)")
+# A Teams user id a mention can name: ``29:...`` (channel rosters), ``8:orgid:...``, or an AAD object id.
+_TEAMS_USER = re.compile(r"(?:29|8):[^\s<>\"&]+|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
 
 def _reference(char: str) -> str:
@@ -112,86 +113,65 @@ def command_text(text: str, mention_texts: list[str]) -> str:
     return to_plain_text(text)
 
 
+def _utc_words(moment: At) -> str:
+    return escape(utc_words(moment))
+
+
+def mentionable(person: Person) -> bool:
+    """Whether ``person`` names a Teams user id that can be mentioned (``29:...``, ``8:orgid:...``, an AAD id)."""
+    return bool(_TEAMS_USER.fullmatch(person.user_id))
+
+
+def _mention(person: Person) -> str:
+    return f"<at>{escape(person.name)}</at>" if mentionable(person) else escape(f"@{person.name}")
+
+
 @lru_cache(maxsize=8)
 def dialect(bot_name: str) -> Dialect:
     """How Teams says the core's inline elements: a command is the same words after an @mention of the bot; no home
-    surface, so home-only clauses are left out."""
+    surface, so home-only clauses are left out; a moment in UTC words (message text cannot show it in each reader's
+    zone: the root card can, ``adapters/teams/card.py``); a person as ``<at>name</at>``, which mentions them only
+    with its entity beside the text (:func:`mention_entities`)."""
     return Dialect(
         command=f"@{bot_name} ",
         chat_name="Teams",
         home=False,
         hints={EMAIL_ACCESS: "Ask a Teams admin to make sure your account has an email or user principal name."},
+        at=_utc_words,
+        person=_mention,
     )
+
+
+@lru_cache(maxsize=8)
+def plain_dialect(bot_name: str) -> Dialect:
+    """:func:`dialect` without markup: moments in UTC words, people as ``@name`` (a card's text, a summary)."""
+    return replace(dialect(bot_name), at=None, person=None)
+
+
+def mention_entities(text: Text) -> list[dict[str, Any]]:
+    """The ``mention`` entities an activity must carry for the people :func:`render` mentions in ``text`` (Teams
+    turns ``<at>name</at>`` into a mention only when an entity with the same ``text`` names the person); once each."""
+    entities: list[dict[str, Any]] = []
+    for part in text.parts:  # home-only clauses are not shown in Teams: a person there is never rendered
+        if isinstance(part, Person) and mentionable(part):
+            entity = {
+                "type": "mention",
+                "text": _mention(part),
+                "mentioned": {"id": part.user_id, "name": part.name},
+            }
+            if entity not in entities:
+                entities.append(entity)
+    return entities
 
 
 def wording(text: Text, bot_name: str) -> str:
     """The bridge's words as Teams says them, unescaped (for an Adaptive Card, which escapes its own way)."""
-    return text.render(dialect(bot_name))
+    return text.render(plain_dialect(bot_name))
 
 
 def render(text: Text, bot_name: str) -> str:
     """The bridge's words for a Teams ``xml`` message: as :func:`wording` says them, each part :func:`escape`-d."""
     return text.render(dialect(bot_name), escape)
-
-
-def format_session_time(when: datetime) -> str:
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return f"{when:%a} {when.day} {when:%b %Y, %H:%M} UTC"
-
-
-def _web_url(url: str) -> bool:
-    """An absolute ``http(s)`` URL with a host and no whitespace or control characters: safe to open from a button."""
-    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
-        return False
-    try:
-        parsed = urlsplit(url)
-        return parsed.scheme in ("https", "http") and bool(parsed.hostname)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-
-
-def root_card(
-    participant_name: str,
-    study_name: str,
-    session_starts_at: datetime | None,
-    scheduling_url: str | None,
-    participant_id: str | None = None,
-) -> dict[str, Any]:
-    """The Adaptive Card of a participant's thread root: the same facts as the Slack root message. The scheduling
-    link is the card's ``Action.OpenUrl`` button, not a fact: a URL is not text to escape (a Markdown-escaped
-    ``pa\\_1`` would show its backslash where Teams does not honour the escape), and only an ``http(s)`` URL is
-    offered at all. With ``participant_id``, the card also carries Slack's root buttons (Remind, Follow up, Send
-    scheduling link), each an ``Action.ShowCard`` holding its form (:func:`form_card`)."""
-    facts = [{"title": "Study", "value": escape_markdown(study_name)}]
-    if session_starts_at is not None:
-        facts.append({"title": "Session", "value": format_session_time(session_starts_at)})
-    actions: list[dict[str, Any]] = []
-    if participant_id:
-        actions += [
-            {"type": "Action.ShowCard", "title": label, "card": form_card(form, participant_id, participant_name)}
-            for form, label in ROOT_BUTTONS
-        ]
-    if scheduling_url and _web_url(scheduling_url):
-        actions.append({"type": "Action.OpenUrl", "title": "Scheduling link", "url": scheduling_url})
-    card: dict[str, Any] = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
-        "body": [
-            {
-                "type": "TextBlock",
-                "text": escape_markdown(participant_name),
-                "weight": "Bolder",
-                "size": "Medium",
-                "wrap": True,
-            },
-            {"type": "FactSet", "facts": facts},
-            {"type": "TextBlock", "text": "Reply in this thread to message them.", "isSubtle": True, "wrap": True},
-        ],
-    }
-    if actions:
-        card["actions"] = actions
-    return card
 
 
 # --- the thread root's forms (Remind, Follow up, Send scheduling link; core/forms.py) -----------------------------
@@ -289,11 +269,6 @@ def form_usage(form: str, participant_id: str) -> str:
         forms.FOLLOWUP: f"followup {participant_id} [after <duration>] [message]",
         forms.RESCHEDULE: f"reschedule {participant_id} [note]",
     }[form]
-
-
-def root_summary(participant_name: str, study_name: str) -> str:
-    """Plain summary shown in notifications and by clients that cannot render the card."""
-    return f"{participant_name} · {study_name}. Reply in this thread to message them."
 
 
 # --- buttons under a private reply (core.domain.Action) ------------------------------------------------------

@@ -10,7 +10,11 @@ What differs from Slack, and why (also in docs/teams.md):
   person (``POST /v3/conversations`` with ``members``). If Teams refuses to open one (the app is not allowed to
   chat with them), the note is posted where they wrote, @mentioning them and saying it could not be private.
 * **Reactions** = bots cannot react in Teams. A delivery acknowledgement is a short reply in the chain
-  (``✓ Chloe Park's reply was delivered to Jordan L.``; ``✗ ... not delivered`` for a failure).
+  (``✓ Chloe Park's reply was delivered to Jordan L.``; ``✗ ... not delivered`` for a failure). The pending and
+  seen marks post nothing: the root card's status line says that the participant has read it.
+* **Live root card** = the root post is redrawn in place with an activity update
+  (``PUT /v3/conversations/{channel};messageid={root}/activities/{root}``), paced like a send into the thread.
+* **Direct messages** = the personal 1:1 chat (as private notes are).
 * **Verification** = the connector cannot list messages. Each keyed post is recorded as ``sending`` before
   the call and ``sent`` (with its activity id) after it; ``find_post`` answers from that record. If the process
   dies or the call times out between the two, the outcome stays unknown and the post is repeated:
@@ -24,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from adapters.teams import card
 from adapters.teams import format as fmt
 from adapters.teams.connector import ConnectorClient
 from core.domain import Action, ChatUser, Mark, PostedMessage
@@ -105,21 +110,32 @@ class TeamsPlatform:
         await self.store.post_sent(key, conversation, activity_id)
         return PostedMessage(channel=channel, post_id=activity_id)
 
-    async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
-        """A new post in the channel with the participant's Adaptive Card (with Remind, Follow up and Send
-        scheduling link forms when the root names the participant's id: ``fmt.form_card``)."""
-        context = await self._channel(channel)
-        card = fmt.root_card(
-            root.participant_name, root.study_name, root.session_starts_at, root.scheduling_url, root.participant_id
-        )
+    def _root_activity(self, context: ConversationContext, channel: str, root: ThreadRoot) -> dict[str, Any]:
+        """The root post: the participant's live card (``adapters/teams/card.py``) and a plain summary, no text."""
+        content = card.thread_root_card(root, channel, self.bot_name)
         activity = self._message(
             context,
             "",
-            summary=fmt.root_summary(root.participant_name, root.study_name),
-            attachments=[{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+            summary=card.root_summary(root, self.bot_name),
+            attachments=[{"contentType": card.ADAPTIVE_CARD, "content": content}],
         )
         del activity["text"]
-        return await self._new_post(channel, activity, key=key)
+        return activity
+
+    async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
+        """A new post in the channel with the participant's Adaptive Card (with Remind, Follow up and Send
+        scheduling link forms and ``Assign to me`` when the root names the participant's id)."""
+        context = await self._channel(channel)
+        return await self._new_post(channel, self._root_activity(context, channel, root), key=key)
+
+    async def update_thread_root(self, channel: str, root_id: str, root: ThreadRoot) -> None:
+        """Redraw the root card in place: ``PUT /v3/conversations/{channel};messageid={root}/activities/{root}`` with
+        the new activity (the conversation the root post heads, as ``create_conversation`` named it), paced like a
+        send into that thread. A root that is gone is ``NotFound`` (a ``PermanentFailure``)."""
+        context = await self._channel(channel)
+        activity = {**self._root_activity(context, channel, root), "id": root_id}
+        conversation = thread_conversation(channel, root_id)
+        await self.connector.update(context.service_url, conversation, root_id, activity)
 
     async def post_participant_message(
         self, channel: str, root_id: str, author_name: str, body: str, *, key: str
@@ -130,8 +146,10 @@ class TeamsPlatform:
         return await self._reply(channel, root_id, self._message(context, text), key=key)
 
     async def post_notice(self, channel: str, text: Text, *, key: str, root_id: str | None = None) -> PostedMessage:
+        """The bridge's words in the channel or a thread; a person named in them (``Person``) is mentioned: ``<at>``
+        in the text and its ``mention`` entity on the activity."""
         context = await self._channel(channel)
-        activity = self._message(context, fmt.render(text, self.bot_name))
+        activity = self._message(context, fmt.render(text, self.bot_name), **_mentions(text))
         if root_id is None:
             return await self._new_post(channel, activity, key=key)
         return await self._reply(channel, root_id, activity, key=key)
@@ -175,8 +193,8 @@ class TeamsPlatform:
         extra: dict[str, Any] = {}
         if actions:
             buttons = [(a.label, a.command, a.style) for a in actions]
-            card = fmt.private_card(wording, buttons, channel)
-            extra = {"attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+            content = fmt.private_card(wording, buttons, channel)
+            extra = {"attachments": [{"contentType": card.ADAPTIVE_CARD, "content": content}]}
         try:
             conversation = await self._personal_conversation(user_id, context)
         except PermanentFailure as exc:
@@ -185,11 +203,26 @@ class TeamsPlatform:
                 await self._mention_in_channel(channel, user_id, body, root_id, extra)
                 return
             raise
-        activity = self._message(context, body, **extra)
+        activity = self._message(context, body, **(extra or _mentions(text)))
         if extra:
             del activity["text"]  # the card carries the text
             activity["summary"] = wording.split("\n", 1)[0]
         await self.connector.send(context.service_url, conversation, activity)
+
+    async def post_direct(self, user_id: str, text: Text, *, key: str) -> None:
+        """A message in the bot's personal chat with ``user_id`` (opened if needed; the bridge must have heard of
+        them), recorded under ``key`` like every keyed post (``find_post``)."""
+        known = await self.store.conversation(f"personal:{user_id}")
+        if known is None:
+            seen = await self.store.user(user_id)
+            if seen is None:
+                raise NotFound("the bridge has not seen this Teams user in a channel yet")
+            known = await self._channel(seen.conversation_id.partition(";messageid=")[0])
+        conversation = await self._personal_conversation(user_id, known)
+        activity = self._message(known, fmt.render(text, self.bot_name), **_mentions(text))
+        await self.store.post_started(key, conversation)
+        activity_id = await self.connector.send(known.service_url, conversation, activity)
+        await self.store.post_sent(key, conversation, activity_id)
 
     async def _mention_in_channel(
         self, channel: str, user_id: str, body: str, root_id: str | None, extra: dict[str, Any] | None = None
@@ -216,10 +249,12 @@ class TeamsPlatform:
 
     async def add_mark(self, channel: str, post_id: str, mark: Mark, *, occasion: str = "") -> None:
         """Teams bots cannot react: acknowledge with a short reply in the chain, once per message, mark and
-        ``occasion`` (a retried relay that fails again is acknowledged again)."""
+        ``occasion`` (a retried relay that fails again is acknowledged again). Pending and seen are not shown as a
+        reply: pending would be noise, and that the participant has read the conversation is a line on the root
+        card (``ThreadRoot.status``), which a redraw keeps current; a reply per read would flood the chain."""
         template = ACKNOWLEDGEMENTS.get(mark)
         if template is None:
-            return  # the pending mark: not shown in Teams (see remove_mark)
+            return  # pending and seen: not posted in Teams (see above and remove_mark)
         message = await self.store.message_context(channel, post_id)
         if message is None:
             log.debug("no Teams acknowledgement for %s on an unknown message", mark.value)
@@ -234,10 +269,26 @@ class TeamsPlatform:
 
     async def remove_mark(self, channel: str, post_id: str, mark: Mark) -> None:
         """Nothing to take back: only final outcomes (delivered / not delivered) are acknowledged in Teams;
-        the pending mark Slack shows while a relay waits has no Teams equivalent."""
+        the pending and seen marks Slack shows as reactions have no reply in Teams (the card says seen)."""
         return None
 
     # --- people and text ---------------------------------------------------------------------------------------
+
+    async def find_user_by_email(self, email: str, *, channel: str) -> ChatUser | None:
+        """The member of ``channel``'s team whose ``email`` (or ``userPrincipalName``) is ``email``: the roster, read a
+        page at a time (``GET /v3/conversations/{id}/pagedmembers``)."""
+        context = await self._channel(channel)
+        wanted = email.strip().casefold()
+        continuation: str | None = None
+        for _page in range(20):  # 10,000 members at most
+            members, continuation = await self.connector.paged_members(context.service_url, channel, continuation)
+            for member in members:
+                found = str(member.get("email") or member.get("userPrincipalName") or "")
+                if found.casefold() == wanted and member.get("id"):
+                    return ChatUser(user_id=str(member["id"]), name=str(member.get("name") or found), email=found)
+            if continuation is None:
+                break
+        return None
 
     async def lookup_user(self, user_id: str) -> ChatUser:
         """Name and email from the Teams roster (``email``, else ``userPrincipalName``)."""
@@ -252,6 +303,12 @@ class TeamsPlatform:
     async def to_plain_text(self, text: str) -> str:
         """Mentions as ``@Name`` (the bot's own dropped), links as ``label (url)``, no HTML left."""
         return fmt.to_plain_text(text, bot_name=self.bot_name)
+
+
+def _mentions(text: Text) -> dict[str, Any]:
+    """``entities`` for an activity whose text is ``fmt.render(text)``: the people it mentions (none: no key)."""
+    entities = fmt.mention_entities(text)
+    return {"entities": entities} if entities else {}
 
 
 def _root_of(conversation_id: str) -> str:

@@ -9,15 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.slack.edits import EditsMixin
 from sandbox.slack.home import HomeMixin
 from sandbox.slack.oauth import OAuthMixin
 from sandbox.slack.socket_mode import SocketModeMixin
-from sandbox.slack.webapi import WebApiMixin
 
 log = logging.getLogger(__name__)
 
 
-class SlackSandbox(WebApiMixin, OAuthMixin, HomeMixin, SocketModeMixin):
+class SlackSandbox(EditsMixin, OAuthMixin, HomeMixin, SocketModeMixin):
     """A Slack workspace on 127.0.0.1 speaking Slack's wire protocol, for tests and local runs.
 
     Clients use ``AsyncWebClient(token=sandbox.token, base_url=f"{url}/api/")``. Set ``events_url`` (and

@@ -2,8 +2,11 @@
 
 Routes: ``POST /botframework.com/oauth2/v2.0/token`` (client credentials -> bearer token),
 ``POST /v3/conversations`` (a new post in a channel, or a personal chat), ``POST /v3/conversations/{id}/activities``
-and ``.../activities/{replyToId}``, ``GET /v3/conversations/{id}/members/{userId}``. Errors have the connector's
-shape ``{"error": {"code", "message"}}``.
+and ``.../activities/{replyToId}``, ``PUT /v3/conversations/{id}/activities/{activityId}`` (update a posted
+activity: the stored one is replaced, every update kept in ``activity_updates``), ``GET
+/v3/conversations/{id}/members/{userId}``. Errors have the connector's shape ``{"error": {"code", "message"}}``; an
+update of an activity the conversation does not hold is 404 ``ActivityNotFoundInConversation`` (the code Teams
+answers for a channel thread, per Microsoft's support in BotFramework-Services#269).
 
 Teams' per-bot-per-thread limits are enforced (7 sends / 1 s, 8 / 2 s, 60 / 30 s, 1800 / 3600 s: 429 beyond),
 and the global limit per app per tenant (50 sends in any second), each a sliding window over accepted sends;
@@ -14,6 +17,7 @@ cut, so the bridge cannot know whether it happened).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import secrets
 import time
@@ -37,6 +41,7 @@ class AcceptedSend(NamedTuple):
 
 
 TOKEN_PATH = "/botframework.com/oauth2/v2.0/token"
+ACTIVITY_NOT_FOUND = "ActivityNotFoundInConversation"
 
 
 class TeamsConnectorSandbox(SandboxServer):
@@ -68,6 +73,9 @@ class TeamsConnectorSandbox(SandboxServer):
         self.personal: dict[str, str] = {}  # user id -> personal conversation id
         self.sends: dict[str, list[float]] = defaultdict(list)
         self.rate_limited: list[str] = []
+        # activity id -> the activity as each accepted update left it, oldest first (``updates_of``)
+        self.activity_updates: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.update_log: list[AcceptedSend] = []  # every accepted update: (time, conversation, activity id)
         self._drop_sends = 0
         self._ids = itertools.count(int(time.time() * 1000))
         super().__init__()
@@ -111,6 +119,18 @@ class TeamsConnectorSandbox(SandboxServer):
     def replies(self, channel_id: str, root_id: str) -> list[dict[str, Any]]:
         return list(self.conversations.get(f"{channel_id};messageid={root_id}", []))
 
+    def updates_of(self, activity_id: str) -> list[dict[str, Any]]:
+        """The activity ``activity_id`` as each accepted update left it, oldest first (empty: never updated)."""
+        return copy.deepcopy(self.activity_updates.get(activity_id, []))
+
+    def find_activity(self, activity_id: str) -> dict[str, Any] | None:
+        """The stored activity ``activity_id`` (a root, a reply or a personal message) as it stands now."""
+        for activities in self.conversations.values():
+            for activity in activities:
+                if activity.get("id") == activity_id:
+                    return copy.deepcopy(activity)
+        return None
+
     def personal_messages(self, user_id: str) -> list[str]:
         conversation = self.personal.get(user_id)
         return [a.get("text", "") for a in self.conversations.get(conversation, [])] if conversation else []
@@ -121,7 +141,9 @@ class TeamsConnectorSandbox(SandboxServer):
         app.router.add_post("/v3/conversations", self._create)
         app.router.add_post("/v3/conversations/{conversation}/activities", self._send)
         app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._send)
+        app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", self._update)
         app.router.add_get("/v3/conversations/{conversation}/members/{user}", self._member)
+        app.router.add_get("/v3/conversations/{conversation}/pagedmembers", self._paged_members)
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         codes = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests"}
@@ -226,6 +248,54 @@ class TeamsConnectorSandbox(SandboxServer):
             return limited
         activity = await request.json()
         return await self._store(request, conversation, activity)
+
+    def _holder(self, conversation: str, activity_id: str) -> list[dict[str, Any]] | None:
+        """The stored list that holds ``activity_id`` in ``conversation``: a channel's roots (for the channel or the
+        root's own thread), a thread's replies, a personal chat's messages. None: no such conversation."""
+        base, _, root = conversation.partition(";messageid=")
+        if conversation.startswith("19:"):
+            roots = self.conversations.get(base, [])
+            if base not in self.channels or (root and root not in {a["id"] for a in roots}):
+                return None
+            if not root or activity_id == root:
+                return roots
+            return self.conversations.get(conversation, [])
+        if conversation not in self.personal.values():
+            return None
+        return self.conversations.get(conversation, [])
+
+    async def _update(self, request: web.Request) -> web.Response:
+        """Replace a posted activity with the one sent (its id and sender kept); answer ``{"id"}`` like Teams."""
+        conversation, activity_id = request.match_info["conversation"], request.match_info["activity"]
+        holder = self._holder(conversation, activity_id)
+        if holder is None:
+            return web.json_response(
+                {"error": {"code": "ConversationNotFound", "message": "Conversation not found."}}, status=404
+            )
+        index = next((i for i, a in enumerate(holder) if a.get("id") == activity_id), None)
+        if index is None:
+            body = {"error": {"code": ACTIVITY_NOT_FOUND, "message": "Message does not exist in the thread."}}
+            return web.json_response(body, status=404)
+        limited = self._count(conversation)
+        if limited is not None:
+            return limited
+        sent = await request.json()
+        if not isinstance(sent, dict) or sent.get("type") != "message":
+            return self.error_response(400, "The activity to update must be a message.")
+        updated = {**sent, "id": activity_id, "from": holder[index].get("from") or {"id": f"28:{self.app_id}"}}
+        holder[index] = updated
+        self.activity_updates[activity_id].append(copy.deepcopy(updated))
+        self.update_log.append(AcceptedSend(time.monotonic(), conversation, activity_id))
+        return web.json_response({"id": activity_id}, status=200)
+
+    async def _paged_members(self, request: web.Request) -> web.Response:
+        """The roster a page at a time (``pageSize``, ``continuationToken`` = the index to start from)."""
+        size = max(1, min(int(request.query.get("pageSize") or 500), 500))
+        start = int(request.query.get("continuationToken") or 0)
+        everyone = [{k: v for k, v in m.items() if v is not None} for m in self.members.values()]
+        page = everyone[start : start + size]
+        token = str(start + size) if start + size < len(everyone) else None
+        return web.json_response({"members": page, **({"continuationToken": token} if token else {})})
 
     async def _member(self, request: web.Request) -> web.Response:
         member = self.members.get(request.match_info["user"])

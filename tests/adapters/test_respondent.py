@@ -390,6 +390,80 @@ async def test_participant_writes_reuses_the_conversation_opened_by_the_bridge(
     assert [m.body for m in (await client.get_conversation(conv.uid)).messages] == ["reply"]
 
 
+# ---- sandbox read flags and researchers writing on Respondent's website ---------------------------------
+
+
+def _read_flags(sandbox: RespondentSandbox, conv_uid: str) -> dict[str, bool]:
+    return {p["uid"]: p["read"] for p in sandbox.conversations[conv_uid]["participants"]}
+
+
+async def test_a_message_is_unread_for_everyone_but_its_sender_until_the_participant_reads_it(
+    sandbox: RespondentSandbox, client: RespondentClient
+) -> None:
+    conv = await client.open_conversation(PROJECT, USER, "r")
+    await client.send_message(conv.uid, "Hi Jordan")
+    assert _read_flags(sandbox, conv.uid) == {OWNER["uid"]: True, USER: False}
+    assert (await client.get_conversation(conv.uid)).read_by == frozenset()
+
+    sandbox.participant_reads(USER)
+    assert (await client.get_conversation(conv.uid)).read_by == {USER}
+    (listed,) = await client.list_conversations(PROJECT)
+    assert listed.read_by == {USER}
+
+    await client.send_message(conv.uid, "One more thing")
+    assert (await client.get_conversation(conv.uid)).read_by == frozenset()
+    await sandbox.participant_writes(PROJECT, USER, "ok")
+    assert _read_flags(sandbox, conv.uid) == {OWNER["uid"]: False, USER: True}
+
+
+async def test_participant_reads_only_the_project_asked_for(sandbox: RespondentSandbox) -> None:
+    mine = sandbox.add_conversation(PROJECT, USER)
+    other = sandbox.add_conversation("other-project", USER)
+    sandbox.participant_reads(USER, PROJECT)
+    assert _read_flags(sandbox, mine)[USER] and not _read_flags(sandbox, other)[USER]
+    with pytest.raises(KeyError):
+        sandbox.participant_reads("nobody")
+    with pytest.raises(KeyError):
+        sandbox.participant_reads(USER, "no-such-project")
+
+
+async def test_a_researcher_writing_on_respondent_is_neither_the_participant_nor_the_api_owner(
+    sandbox: RespondentSandbox, client: RespondentClient, receiver: Receiver
+) -> None:
+    sandbox.webhook_url = await receiver.start()
+    conv = await client.open_conversation(PROJECT, USER, "r")
+    sandbox.participant_reads(USER)
+
+    written = await sandbox.researcher_writes_outside(PROJECT, USER, "Sent from the website")
+
+    got = await client.get_conversation(conv.uid)
+    (message,) = got.messages
+    assert message.uid == written["uid"] and written["conversationUid"] == conv.uid
+    assert message.body == "Sent from the website" and message.sender_name == "Dana Researcher"
+    assert message.sender_uid not in (USER, OWNER["uid"], None)
+    assert message.sender_uid not in got.participant_user_ids  # so not taken for the participant's own words
+    assert _read_flags(sandbox, conv.uid) == {OWNER["uid"]: False, USER: False}
+    assert sandbox.messages_to(USER) == [] and sandbox.messages_from(USER) == []
+    [(headers, raw)] = receiver.received
+    assert verify_signature(sandbox.webhook_key, raw, headers["Respondent-Webhook-Signature"])
+    event = parse_webhook(raw)
+    assert event is not None and event.payload["message_id"] == written["uid"]
+    assert event.payload["conversation_uid"] == conv.uid and event.payload["project_id"] == PROJECT
+
+
+async def test_researchers_keep_their_own_ids_and_can_write_without_a_webhook(
+    sandbox: RespondentSandbox, receiver: Receiver
+) -> None:
+    sandbox.webhook_url = await receiver.start()
+    first = await sandbox.researcher_writes_outside(PROJECT, USER, "one", notify=False)
+    again = await sandbox.researcher_writes_outside(PROJECT, USER, "two", notify=False)
+    other = await sandbox.researcher_writes_outside(PROJECT, USER, "three", first_name="Sam", notify=False)
+    assert first["sender"] == again["sender"] and first["sender"]["uid"] != other["sender"]["uid"]
+    assert other["sender"]["firstName"] == "Sam" and other["sender"]["lastName"] == "Researcher"
+    assert first["conversationUid"] == other["conversationUid"]  # the participant's one conversation, opened once
+    assert receiver.received == []
+
+
 # ---- shared HTTP helpers (adapters/http.py) ------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""What a conversation list tells the reconcile: its latest message, and whether its messages are all there."""
+"""What a conversation list tells the reconcile: its latest message, whether its messages are all there, who has
+read it, and who wrote each message."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.respondent import RespondentClient
-from adapters.respondent.client import parse_conversation
+from adapters.respondent.client import parse_conversation, parse_message
 from sandbox.respondent import OWNER, RespondentSandbox
 
 PROJECT = "69603934cd7d6158385a200c"
@@ -83,3 +84,47 @@ def _message(uid: str) -> dict[str, Any]:
 )
 def test_completeness_is_taken_only_from_what_the_object_shows(fields: dict[str, Any], complete: bool) -> None:
     assert parse_conversation(_conversation(**fields)).messages_complete is complete
+
+
+@pytest.mark.parametrize(
+    ("participants", "read_by"),
+    [
+        ([{**OWNER, "read": True}, {"uid": USER, "read": True}], {USER}),  # the owner is not a participant
+        ([{**OWNER, "read": True}, {"uid": USER, "read": False}], set()),
+        ([{"uid": USER}, {"uid": "u2", "read": True}], {"u2"}),  # no flag: not read
+        ([{"uid": USER, "read": "true"}, {"uid": "u2", "read": 1}], set()),  # only a real true counts
+        (["junk", None, {"read": True}, {"uid": 7, "read": True}, {"uid": USER, "read": True}], {USER}),
+        ("not a list", set()),
+    ],
+)
+def test_read_by_lists_participants_whose_read_flag_is_true(participants: Any, read_by: set[str]) -> None:
+    assert parse_conversation(_conversation(participants=participants)).read_by == frozenset(read_by)
+
+
+@pytest.mark.parametrize(
+    ("sender", "name"),
+    [
+        ({"uid": USER, "firstName": "Jordan", "lastName": "Lee"}, "Jordan Lee"),
+        ({"uid": USER, "firstName": " Jordan ", "lastName": ""}, "Jordan"),
+        ({"uid": USER, "firstName": "", "lastName": "Lee"}, "Lee"),
+        ({"uid": USER, "firstName": " ", "lastName": ""}, None),
+        ({"uid": USER, "firstName": None, "lastName": 3}, None),
+        ({"uid": USER}, None),
+        (None, None),
+    ],
+)
+def test_a_message_names_its_sender(sender: Any, name: str | None) -> None:
+    message = parse_message({"uid": "m1", "body": "x", "sender": sender})
+    assert message.sender_name == name
+    assert message.sender_uid == (USER if sender else None)
+
+
+async def test_read_flags_and_sender_names_come_through_the_client(
+    sandbox: RespondentSandbox, client: RespondentClient
+) -> None:
+    await sandbox.participant_writes(PROJECT, USER, "hello", first_name="Jordan", last_name="Lee")
+    (listed,) = await client.list_conversations(PROJECT)
+    assert listed.read_by == {USER} and listed.messages[0].sender_name == "Jordan Lee"
+    await client.send_message(listed.uid, "hi Jordan")
+    conv = await client.get_conversation(listed.uid)
+    assert conv.read_by == frozenset() and conv.messages[-1].sender_name == "Api Owner"

@@ -92,10 +92,18 @@ class FakeChat:
     posts: list[tuple[str, str | None, str]] = field(default_factory=list)  # (channel, root, text)
     privates: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, user, text)
     marks: set[tuple[str, Mark]] = field(default_factory=set)
+    updates: list[tuple[str, str, ThreadRoot]] = field(default_factory=list)  # (channel, root_id, root)
+    directs: list[tuple[str, Text, str]] = field(default_factory=list)  # (user_id, text, key)
 
     async def post_thread_root(self, channel: str, root: ThreadRoot, *, key: str) -> PostedMessage:
         self.posts.append((channel, None, root.participant_name))
         return PostedMessage(channel, f"{len(self.posts)}.000")
+
+    async def update_thread_root(self, channel: str, root_id: str, root: ThreadRoot) -> None:
+        self.updates.append((channel, root_id, root))
+
+    async def post_direct(self, user_id: str, text: Text, *, key: str) -> None:
+        self.directs.append((user_id, text, key))
 
     async def post_participant_message(
         self, channel: str, root_id: str, author_name: str, body: str, *, key: str
@@ -120,6 +128,10 @@ class FakeChat:
 
     async def find_post(self, channel: str, key: str, *, root_id: str | None = None) -> PostedMessage | None:
         return None
+
+    async def find_user_by_email(self, email: str, *, channel: str) -> ChatUser | None:
+        wanted = email.strip().casefold()
+        return next((u for u in self.users.values() if (u.email or "").casefold() == wanted), None)
 
     async def lookup_user(self, user_id: str) -> ChatUser:
         if user_id not in self.users:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from adapters.teams import card as teams_card
 from adapters.teams import format as fmt
 from sandbox.teams import TeamsPerson
 from storage import reminders as store
@@ -55,7 +56,7 @@ def _card(activity: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_root_card_forms_are_adaptive_card_show_cards() -> None:
-    card = fmt.root_card("Jo [x](y)", "Study", None, "https://app.rallyuxr.com/schedule/1", "pa_9")
+    card = teams_card.root_card("Jo [x](y)", "Study", None, "https://app.rallyuxr.com/schedule/1", "pa_9")
     json.dumps(card)  # JSON as sent
     assert card["version"] == "1.4"
     shows = [a for a in card["actions"] if a["type"] == "Action.ShowCard"]
@@ -78,7 +79,7 @@ def test_root_card_forms_are_adaptive_card_show_cards() -> None:
     assert ids == ["remind_when", "remind_note", "followup_after", "followup_note", "reschedule_note"]
     assert len(set(ids)) == len(ids), "input ids are unique across the card"
     # Without a participant id (an old root), no forms: the card is as before.
-    assert [a["type"] for a in fmt.root_card("Jo", "S", None, None, None).get("actions", [])] == []
+    assert [a["type"] for a in teams_card.root_card("Jo", "S", None, None, None).get("actions", [])] == []
 
 
 def test_submitted_form_reads_the_inputs_by_field() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from botbuilder.schema import Activity
 
+from adapters.teams import card as teams_card
 from adapters.teams import format as fmt
 from adapters.teams.inbound import event_of, split_conversation_id
 from adapters.teams.package import APP_PACKAGE, PackageError, manifest, write_package
@@ -96,16 +97,16 @@ def test_core_wording_is_addressed_the_teams_way() -> None:
 
 def test_root_card_carries_the_slack_roots_facts() -> None:
     when = datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
-    card = fmt.root_card("Jo [x](y)", "Study *A*", when, "https://app.rallyuxr.com/schedule/1")
+    card = teams_card.root_card("Jo [x](y)", "Study *A*", when, "https://app.rallyuxr.com/schedule/1")
     text = json.dumps(card)
     assert r"Jo \\[x\\](y)" in text and r"Study \\*A\\*" in text and "Fri 27 Nov 2026, 17:00 UTC" in text
     assert card["actions"][0]["url"] == "https://app.rallyuxr.com/schedule/1"
-    assert "actions" not in fmt.root_card("Jo", "S", None, "javascript:alert(1)")
+    assert "actions" not in teams_card.root_card("Jo", "S", None, "javascript:alert(1)")
 
 
 @pytest.mark.parametrize("url", ["https://app.rallyuxr.com/schedule/pa_1", "http://rally.example/s?a=1&b=pa_1*"])
 def test_the_scheduling_link_is_the_cards_button_not_an_escaped_fact(url: str) -> None:
-    card = fmt.root_card("Jo", "Study", None, url)
+    card = teams_card.root_card("Jo", "Study", None, url)
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Scheduling link", "url": url}]
     (facts,) = [block["facts"] for block in card["body"] if block["type"] == "FactSet"]
     assert [fact["title"] for fact in facts] == ["Study"]
@@ -117,7 +118,7 @@ def test_the_scheduling_link_is_the_cards_button_not_an_escaped_fact(url: str) -
     ["javascript:alert(1)", "https://", "https://a.example/x y", "https://a.example/\nx", "http://[::1", "ftp://a"],
 )
 def test_a_scheduling_link_that_is_no_web_address_is_left_off_the_card(url: str) -> None:
-    card = fmt.root_card("Jo", "Study", None, url)
+    card = teams_card.root_card("Jo", "Study", None, url)
     assert "actions" not in card and url not in json.dumps(card) and "Scheduling" not in json.dumps(card)
 
 
@@ -193,7 +194,7 @@ def test_the_package_has_manifest_and_icons_for_this_bot(tmp_path: Path) -> None
     (bot,) = manifest["bots"]
     assert bot["botId"] == APP_ID and set(bot["scopes"]) == {"team", "personal"}
     team_commands = next(c for c in bot["commandLists"] if c["scopes"] == ["team"])["commands"]
-    assert [c["title"] for c in team_commands] == ["link", "unlink", "help"]
+    assert [c["title"] for c in team_commands] == ["link", "unlink", "assign", "queue", "help"]
     assert all(len(c["description"]) <= 128 for lst in bot["commandLists"] for c in lst["commands"])
     rsc = manifest["authorization"]["permissions"]["resourceSpecific"]
     assert {"name": "ChannelMessage.Read.Group", "type": "Application"} in rsc
