@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,12 +32,13 @@ from bot.observability import metrics_route, timing_middleware
 from bot.pages import add_pages
 from bot.settings import Settings
 from bot.web import add_not_configured, health_route, ready_route
-from bridge import inbox, reconcile_schedule
+from bridge import inbox, nudges, reconcile_schedule
 from bridge.inbox import record
 from bridge.outbox import Effect
 from bridge.reminders import firing as reminders
 from bridge.services import Services
 from bridge.worker import QueueWorker, inbox_worker, outbox_worker
+from core import clock
 from core.events import reconcile_study
 from storage import retention
 from storage.db import Database
@@ -72,6 +74,7 @@ class Bridge:
     scheduler: AsyncIOScheduler | None = None
     closers: list[object] = field(default_factory=list)
     reconciles_queued_until: float | None = None  # epoch seconds: the due times up to here are queued
+    nudged_until: datetime | None = None  # the nudge tick's last moment: cards whose session moved since are redrawn
 
     async def start_background(self) -> None:
         """Refuse an old schema, then start the workers and the reconcile tick."""
@@ -83,36 +86,25 @@ class Bridge:
         self.scheduler = AsyncIOScheduler()
         # Each linked study is reconciled once per interval at its own moment of it (bridge/reconcile_schedule.py).
         self.reconciles_queued_until = time.time()
-        self.scheduler.add_job(
+        self._every(
+            reconcile_schedule.tick_seconds(self.settings.reconcile_interval_seconds),
             self.queue_due_reconciles,
-            "interval",
-            seconds=reconcile_schedule.tick_seconds(self.settings.reconcile_interval_seconds),
-            id="reconcile",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
+            "reconcile",
         )
         # Reminders are rows in our own tables; this job only ticks (claims due rows into the inbox).
-        self.scheduler.add_job(
-            self.queue_due_reminders,
-            "interval",
-            seconds=reminders.TICK_SECONDS,
-            id="reminders",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        self._every(reminders.TICK_SECONDS, self.queue_due_reminders, "reminders")
+        # Nobody answered: nudges for waiting participants, and cards whose session came close (bridge/nudges.py).
+        self._every(nudges.TICK_SECONDS, self.queue_nudges, "nudges")
         # Retention: finished inbox and outbox rows older than RALLYBRIDGE_RETENTION_DAYS (storage/retention.py).
-        self.scheduler.add_job(
-            self.prune_finished_rows,
-            "interval",
-            seconds=PRUNE_TICK_SECONDS,
-            id="retention",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        self._every(PRUNE_TICK_SECONDS, self.prune_finished_rows, "retention")
         self.scheduler.start()
+
+    def _every(self, seconds: float, job: Callable[[], Awaitable[int]], name: str) -> None:
+        """Run ``job`` every ``seconds``: one run at a time, missed runs collapsed into one, none dropped as late."""
+        assert self.scheduler is not None
+        self.scheduler.add_job(
+            job, "interval", seconds=seconds, id=name, max_instances=1, coalesce=True, misfire_grace_time=None
+        )
 
     async def stop_background(self) -> None:
         if self.scheduler is not None:
@@ -137,6 +129,17 @@ class Bridge:
         except Exception as exc:  # the database may be down; the next tick tries again
             log.warning("could not queue due reminders: %s", type(exc).__name__)
             return 0
+
+    async def queue_nudges(self) -> int:
+        """Queue the nudges that came due (exactly once across replicas: see bridge/nudges.py)."""
+        now = clock.now()
+        try:
+            queued = await nudges.tick(self.services, since=self.nudged_until, now=now)
+        except Exception as exc:  # the database or the chat platform may be down; the next tick tries again
+            log.warning("could not queue nudges: %s", type(exc).__name__)
+            return 0
+        self.nudged_until = now
+        return queued
 
     async def prune_finished_rows(self) -> int:
         """Delete finished queue rows past the retention, a bounded number of small batches (storage/retention.py);

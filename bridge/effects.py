@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import logging
 
-from bridge import logs, outbox, relay
+from bridge import case, logs, nudges, outbox, relay
 from bridge.apply import Apply, nothing
 from bridge.outbox import Effect
 from bridge.services import Services
-from core import texts
+from core import case_changes, clock, texts
 from core.domain import Mark, PostedMessage
 from core.errors import PermanentFailure, UnknownOutcome
 from core.home import HomeView
 from core.message import Text
-from core.ports import ChatPlatform, HomeSurface, ThreadRoot
+from core.ports import ChatPlatform, HomeSurface
 from core.records import QueuedRow, Thread
 from core.store import UnitOfWork
 
@@ -49,20 +49,17 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
         chat = services.chat(thread.platform)
         posted = await _verified_post(chat, item, thread.channel, None)
         if posted is None:
-            root = ThreadRoot(
-                participant_name=thread.display_name,
-                study_name=await _study_name(services, thread.study_id),
-                session_starts_at=thread.session_starts_at,
-                scheduling_url=thread.scheduling_url,
-                participant_id=thread.participant_id,
-            )
+            root = case.root_for(thread, await case.study_name(services, thread.study_id), clock.now())
             posted = await chat.post_thread_root(thread.channel, root, key=item.key)
-        return _store_root(thread.id, posted)
+        return _store_root(thread.id, posted, thread.card_version)
     if effect is Effect.MIRROR:
         thread = await _thread(services, p["thread_id"])
         root_id = _require_root(thread)
         chat = services.chat(thread.platform)
         posted = await _verified_post(chat, item, thread.channel, root_id)
+        if posted is None and "outside_by" in p:  # the team wrote from outside the thread
+            said = texts.outside_message(p["outside_by"] or None, p["body"])
+            posted = await chat.post_notice(thread.channel, said, key=item.key, root_id=root_id)
         if posted is None:
             posted = await chat.post_participant_message(
                 thread.channel, root_id, p["author_name"], p["body"], key=item.key
@@ -99,6 +96,10 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
         archive_id = await services.rally.archive(outbox.archive_entry(p))
         log.debug("archived %s as %s", item.key, archive_id)
         return nothing
+    if effect is Effect.CARD:
+        return await case.draw(services, item)
+    if effect is Effect.NUDGE:
+        return await nudges.perform(services, item)
     if effect is Effect.PUBLISH_HOME:
         # Publishing replaces the whole view, so after an unknown outcome it is simply done again.
         surface = services.chat(p["platform"])
@@ -118,15 +119,13 @@ async def _verified_post(
     return await chat.find_post(channel, item.key, root_id=root_id)
 
 
-async def _study_name(services: Services, study_id: str) -> str:
-    async with services.store.transaction() as uow:
-        link = await uow.links.for_study(study_id)
-    return link.study_name if link else study_id
+def _store_root(thread_id: int, posted: PostedMessage, version: int) -> Apply:
+    """The root's id; the card it showed is the thread's as of ``version`` (a change since is redrawn)."""
+    drawn = case.drawn(thread_id, version)
 
-
-def _store_root(thread_id: int, posted: PostedMessage) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
         await uow.threads.set_root(thread_id, posted.post_id)
+        await drawn(uow)
 
     return apply
 
@@ -171,6 +170,8 @@ async def on_permanent_failure(services: Services, item: QueuedRow, reason: str)
 
         async def tell(uow: UnitOfWork) -> None:
             await uow.messages.set_state(p["message_id"], state="failed", failure_reason=reason)
+            if post_id:  # a researcher's reply that ended the participant's wait did not reach them
+                await case.change(uow, thread.id, case_changes.not_answered)
             notice = texts.not_delivered(reason, item.id)  # names the row: /rally retry <id>, Retry on the home
             await outbox.notice_in_thread(uow, thread, f"failed:{item.key}{round_}", notice)
             if post_id:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bridge import outbox
 from bridge.apply import Answer, Apply
@@ -40,12 +41,13 @@ from core.home import (
     LastMessage,
     ParticipantLine,
     PendingReminder,
+    QueueLine,
     StudyHome,
     preview,
 )
 from core.message import Text
 from core.permissions import Decision, may_act_for_study
-from core.records import OPEN_REMINDER, Link, Message, ReminderStatus
+from core.records import OPEN_REMINDER, Link, Message, ReminderStatus, Thread
 from core.store import UnitOfWork
 from core.when import format_moment
 
@@ -95,12 +97,19 @@ def _in_workspace(link: Link, platform: str, workspace: str) -> bool:
 # --- building the view ------------------------------------------------------------------------------------------
 
 
-async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: Text | None = None) -> HomeView:
-    """``who``'s home as the database stands in ``uow`` (permissions as read by :func:`viewer`)."""
+async def build(
+    uow: UnitOfWork, who: Viewer, *, marker: str, status: Text | None = None, study_filter: str | None = None
+) -> HomeView:
+    """``who``'s home as the database stands in ``uow`` (permissions as read by :func:`viewer`); ``study_filter``:
+    only that study (when it is one of the workspace's)."""
     links = sorted(
         (link for link in await uow.links.active() if _in_workspace(link, who.platform, who.workspace)),
         key=lambda link: (link.study_name.casefold(), link.study_id),
     )
+    if study_filter is not None and any(link.study_id == study_filter for link in links):
+        links = [link for link in links if link.study_id == study_filter]
+    else:
+        study_filter = None
     open_links: list[Link] = []
     closed: list[ClosedStudy] = []
     for link in links:
@@ -112,6 +121,9 @@ async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: Text | Non
             closed.append(ClosedStudy(link.study_id, link.study_name, link.channel, reason))
     studies = [await _study_home(uow, link) for link in open_links]
     return HomeView(
+        queue=_queue(studies, {link.study_id: link for link in open_links}),
+        study_filter=study_filter,
+        filters=_filters(open_links, study_filter) if len(open_links) > 1 or study_filter else (),
         viewer_name=who.name,
         built_at=clock.now(),
         status=status,
@@ -124,11 +136,47 @@ async def build(uow: UnitOfWork, who: Viewer, *, marker: str, status: Text | Non
     )
 
 
+def _queue(studies: list[StudyHome], links: dict[str, Link]) -> tuple[QueueLine, ...]:
+    """Who waits on the team, longest wait first, across the shown studies."""
+    lines = [
+        QueueLine(
+            p.name,
+            p.participant_id,
+            s.study_id,
+            s.study_name,
+            links[s.study_id].channel,
+            p.waiting_since,
+            p.owner,
+            p.session_starts_at,
+        )
+        for s in studies
+        for p in s.participants
+        if p.waiting_since is not None and not p.opted_out
+    ]
+    return tuple(sorted(lines, key=lambda q: q.waiting_since)[:MAX_PARTICIPANTS])
+
+
+def _filters(links: list[Link], chosen: str | None) -> tuple[Action, ...]:
+    buttons = [Action("All studies", "queue", "primary" if chosen is None else None)]
+    buttons += [
+        Action(link.study_name[:60], f"queue {link.study_id}", "primary" if chosen == link.study_id else None)
+        for link in links
+    ]
+    return tuple(buttons)
+
+
+def _waiting_first(thread: Thread) -> tuple[int, datetime, str, int]:
+    """Participants waiting on the team first, longest wait first; then everyone else by name."""
+    if thread.waiting_since is not None and not thread.opted_out:
+        return (0, thread.waiting_since, "", thread.id)
+    return (1, _EPOCH, thread.display_name.casefold(), thread.id)
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
 async def _study_home(uow: UnitOfWork, link: Link) -> StudyHome:
-    threads = sorted(
-        (await uow.threads.of_study(link.study_id)).values(),
-        key=lambda t: (t.display_name.casefold(), t.id),
-    )
+    threads = sorted((await uow.threads.of_study(link.study_id)).values(), key=_waiting_first)
     by_id = {t.id: t for t in threads}
     shown = threads[:MAX_PARTICIPANTS]
     latest = await uow.messages.last_each_way([t.id for t in shown])
@@ -139,6 +187,9 @@ async def _study_home(uow: UnitOfWork, link: Link) -> StudyHome:
             opted_out=t.opted_out,
             last_from=_last_message(latest.get((t.id, Direction.FROM_PARTICIPANT.value))),
             last_to=_last_message(latest.get((t.id, Direction.TO_PARTICIPANT.value))),
+            waiting_since=t.waiting_since,
+            owner=t.owner_name,
+            session_starts_at=t.session_starts_at,
         )
         for t in shown
     )
@@ -199,11 +250,11 @@ def _last_message(message: Message | None) -> LastMessage | None:
 # --- publishing -------------------------------------------------------------------------------------------------
 
 
-def republish(who: Viewer, key: str, *, marker: str) -> Answer:
+def republish(who: Viewer, key: str, *, marker: str, study_filter: str | None = None) -> Answer:
     """An answer given on the home: ``who``'s view built afresh with ``status`` on top, queued for publishing."""
 
     async def answer(uow: UnitOfWork, status: Text) -> None:
-        view = await build(uow, who, marker=marker, status=status or None)
+        view = await build(uow, who, marker=marker, status=status or None, study_filter=study_filter)
         await outbox.publish_home(uow, who.platform, key, who.user_id, view.to_dict())
 
     return answer

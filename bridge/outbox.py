@@ -20,7 +20,12 @@ from core.store import UnitOfWork
 
 # The token of each mark in its rows' keys. Keys are identities: these are the tokens rows were keyed with when marks
 # were named after Slack's emoji, so a mark queued before that changed is still recognised (never shown to anyone).
-_KEY_TOKENS = {Mark.PENDING: "hourglass_flowing_sand", Mark.DELIVERED: "white_check_mark", Mark.FAILED: "x"}
+_KEY_TOKENS = {
+    Mark.PENDING: "hourglass_flowing_sand",
+    Mark.DELIVERED: "white_check_mark",
+    Mark.FAILED: "x",
+    Mark.SEEN: "eyes",
+}
 _FROM_TOKEN = {token: mark for mark, token in _KEY_TOKENS.items()}
 
 
@@ -34,6 +39,8 @@ class Effect(enum.StrEnum):
     RELAY = "respondent.send"
     ARCHIVE = "rally.archive"
     PUBLISH_HOME = "chat.home"
+    CARD = "chat.card"  # redraw a thread's root card (bridge/case.py)
+    NUDGE = "chat.nudge"  # tell the team a participant waits (bridge/nudges.py)
 
 
 def thread_lane(thread_id: int) -> str:
@@ -57,7 +64,16 @@ async def post_root(uow: UnitOfWork, thread: Thread) -> bool:
     )
 
 
-async def mirror(uow: UnitOfWork, thread: Thread, message_id: int, respondent_uid: str, body: str) -> bool:
+def relay_lane(thread_id: int) -> str:
+    return f"relay:{thread_id}"
+
+
+async def mirror(
+    uow: UnitOfWork, thread: Thread, message_id: int, respondent_uid: str, body: str, *, outside_by: str | None = None
+) -> bool:
+    """Show a participant's message in their thread; ``outside_by`` (a name, or "" when unknown): a message the team
+    sent from outside the thread (Respondent's own chat), shown as such."""
+    extra = {"outside_by": outside_by} if outside_by is not None else {}
     return await _add(
         uow,
         Effect.MIRROR,
@@ -69,6 +85,7 @@ async def mirror(uow: UnitOfWork, thread: Thread, message_id: int, respondent_ui
             "message_id": message_id,
             "author_name": thread.display_name,
             "body": body,
+            **extra,
         },
     )
 
@@ -177,7 +194,7 @@ async def relay(
 
     Queued behind a relay that is waiting out a failure, it shows the pending mark at once.
     """
-    lane = f"relay:{thread.id}"
+    lane = relay_lane(thread.id)
     waiting = await uow.outbox.waiting_in_lane(lane)
     added = await _add(
         uow,
@@ -252,3 +269,18 @@ async def publish_home(uow: UnitOfWork, platform: str, key: str, user_id: str, v
     """Draw ``user_id``'s home (``core.home.HomeView.to_dict``). One lane per person: the newest view is drawn last."""
     payload = {"platform": platform, "user_id": user_id, "view": view}
     return await _add(uow, Effect.PUBLISH_HOME, f"home:{key}", home_lane(platform, user_id), payload)
+
+
+async def card(uow: UnitOfWork, thread: Thread) -> bool:
+    """Redraw the thread's root card as of its version now: one row per version in the card's own lane; a row that
+    finds the card drawn at its version or later does nothing (``bridge/case.py``)."""
+    key = f"card:{thread.id}:{thread.card_version}"
+    return await _add(uow, Effect.CARD, key, f"card:{thread.id}", {"thread_id": thread.id})
+
+
+async def nudge(uow: UnitOfWork, thread: Thread, stage: int, waiting_since: datetime) -> bool:
+    """Nudge ``stage`` (1: the owner's direct message, 2: a note in the thread) of the wait since ``waiting_since``:
+    keyed by the wait and the stage, so it is queued once across replicas however often the tick runs."""
+    since = waiting_since.isoformat()
+    payload = {"thread_id": thread.id, "stage": stage, "waiting_since": since}
+    return await _add(uow, Effect.NUDGE, f"nudge:{thread.id}:{since}:{stage}", f"nudge:{thread.id}", payload)

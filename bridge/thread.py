@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from bridge import outbox
+from bridge import case, outbox
 from bridge.reminders import firing, session_moves
 from core import clock, events, texts
-from core.domain import ArchiveEntry, AuthorType, Conversation, Direction, Participant, Source
+from core.domain import ArchiveEntry, AuthorType, Conversation, Direction, Participant, RespondentMessage, Source
 from core.records import Link, MessageState, Thread
 from core.store import UnitOfWork
 
@@ -38,9 +38,11 @@ async def ensure_thread(uow: UnitOfWork, link: Link, participant: Participant) -
 async def refresh_facts(uow: UnitOfWork, thread: Thread, participant: Participant) -> Thread:
     """Session time, scheduling link and opt-out from Rally; reminders counted back from the session follow it.
     Returns the thread as it is now."""
-    was = thread.session_starts_at
+    was, link_was = thread.session_starts_at, thread.scheduling_url
     thread = await uow.threads.refresh_facts(thread.id, participant)
     await session_moves.follow_session(uow, thread, was, thread.session_starts_at)
+    if (was, link_was) != (thread.session_starts_at, thread.scheduling_url):
+        thread = await case.redraw(uow, thread) or thread  # the card shows both
     return thread
 
 
@@ -67,8 +69,13 @@ async def catch_up(uow: UnitOfWork, link: Link, threads: Iterable[Thread], cause
 
 async def opted_out_notice(uow: UnitOfWork, thread: Thread) -> None:
     """Once per thread, whichever path saw the opt-out first: an opt-out webhook and a reconcile (or a status
-    webhook) can both find the thread not yet opted out in concurrent transactions, so the key is the thread's."""
-    await outbox.notice_in_thread(uow, thread, f"opted-out:{thread.id}", texts.opted_out_notice(thread.display_name))
+    webhook) can both find the thread not yet opted out in concurrent transactions, so the key is the thread's.
+    The root card says it too."""
+    added = await outbox.notice_in_thread(
+        uow, thread, f"opted-out:{thread.id}", texts.opted_out_notice(thread.display_name)
+    )
+    if added:
+        await case.redraw(uow, thread)
 
 
 async def ingest_all(uow: UnitOfWork, conversations: Iterable[Conversation], fallback_project: str | None) -> None:
@@ -84,46 +91,92 @@ async def ingest_all(uow: UnitOfWork, conversations: Iterable[Conversation], fal
 
 
 async def ingest(uow: UnitOfWork, thread: Thread, conversation: Conversation) -> None:
-    """Mirror and archive what the thread's participant wrote in ``conversation`` that is not mapped yet; a
-    message from them cancels the follow-ups scheduled before it."""
+    """Mirror and archive what the thread's participant wrote in ``conversation`` that is not mapped yet, and what
+    the team said to them there from outside the thread (Respondent's or Rally's own chat); a message from them
+    cancels the follow-ups scheduled before it. All in the order they were written; the case follows."""
     if thread.conversation_uid is None:
         await uow.threads.set_conversation(thread.id, conversation.uid)
     # A participant may have several conversations in one project (one opened from Rally's Chat tab, one by us,
     # opened at the same moment): what they write in any of them belongs to their one thread.
     theirs = [m for m in conversation.messages if m.sender_uid == thread.respondent_user_id]
-    known = await uow.messages.known_respondent_uids([m.uid for m in theirs])
+    outside = await _said_outside(uow, thread, conversation)
+    known = await uow.messages.known_respondent_uids([m.uid for m in [*theirs, *outside]])
     epoch = datetime.min.replace(tzinfo=UTC)
+    last_in: datetime | None = None
+    last_out: datetime | None = None
     # Stable sort on time alone: messages of the same millisecond keep the conversation's own order.
-    for message in sorted(theirs, key=lambda m: m.created_at or epoch):
+    for message in sorted([*theirs, *outside], key=lambda m: m.created_at or epoch):
         if message.uid in known:
             continue
         sent_at = message.created_at or clock.now()
-        message_id = await uow.messages.add(
-            thread=thread,
-            direction=Direction.FROM_PARTICIPANT.value,
-            state=MessageState.MIRRORED.value,
-            sent_at=sent_at,
-            respondent_uid=message.uid,
-            author_name=thread.display_name,
-        )
-        if message_id is None:
-            continue
-        await outbox.mirror(uow, thread, message_id, message.uid, message.body)
-        await outbox.archive(
-            uow,
-            thread.id,
-            ArchiveEntry(
-                study_id=thread.study_id,
-                participant_id=thread.participant_id,
-                external_id=f"respondent:{message.uid}",
-                direction=Direction.FROM_PARTICIPANT,
-                body=message.body,
-                sent_at=sent_at,
-                author_type=AuthorType.PARTICIPANT,
-                source=Source.RESPONDENT,
-                author_name=thread.display_name,
-                respondent_message_uid=message.uid,
-            ),
-        )
-        # The participant wrote: follow-ups scheduled before this message are no longer wanted.
-        await firing.cancel_followups(uow, thread, sent_at)
+        if message.sender_uid == thread.respondent_user_id:
+            if await _mirror(uow, thread, message, sent_at):
+                last_in = sent_at
+                # The participant wrote: follow-ups scheduled before this message are no longer wanted.
+                await firing.cancel_followups(uow, thread, sent_at)
+        elif await _mirror_outside(uow, thread, message, sent_at):
+            last_out = sent_at
+    for kind, at in sorted(((k, t) for k, t in (("in", last_in), ("out", last_out)) if t is not None), key=_at):
+        if kind == "in":
+            await case.participant_wrote(uow, thread, at)
+        else:
+            await case.team_wrote(uow, thread, at)
+
+
+def _at(item: tuple[str, datetime]) -> datetime:
+    return item[1]
+
+
+async def _said_outside(uow: UnitOfWork, thread: Thread, conversation: Conversation) -> list[RespondentMessage]:
+    """Messages to the participant that the bridge did not send: not from a participant of the conversation, not
+    mapped to a message of ours. Only while no relay to them is on its way: a relay's message is in the conversation
+    moments before its Respondent id is recorded, and must not be taken for one said outside."""
+    if await uow.outbox.lane_busy(outbox.relay_lane(thread.id)):
+        return []
+    participants = set(conversation.participant_user_ids)
+    return [m for m in conversation.messages if m.sender_uid is not None and m.sender_uid not in participants]
+
+
+async def _mirror(uow: UnitOfWork, thread: Thread, message: RespondentMessage, sent_at: datetime) -> bool:
+    """A message the participant wrote: shown in their thread under their name, and archived."""
+    return await _show_and_archive(uow, thread, message, sent_at, outside=False)
+
+
+async def _mirror_outside(uow: UnitOfWork, thread: Thread, message: RespondentMessage, sent_at: datetime) -> bool:
+    """A message the team sent from outside the thread: shown in it, attributed, and archived (Rally keeps one
+    message per ``externalId``, so one archived before under this id is not archived twice)."""
+    return await _show_and_archive(uow, thread, message, sent_at, outside=True)
+
+
+async def _show_and_archive(
+    uow: UnitOfWork, thread: Thread, message: RespondentMessage, sent_at: datetime, *, outside: bool
+) -> bool:
+    """Map the Respondent message to the thread (False: mapped already), queue its post and its archive."""
+    direction = Direction.TO_PARTICIPANT if outside else Direction.FROM_PARTICIPANT
+    author = message.sender_name if outside else thread.display_name
+    message_id = await uow.messages.add(
+        thread=thread,
+        direction=direction.value,
+        state=(MessageState.DELIVERED if outside else MessageState.MIRRORED).value,
+        sent_at=sent_at,
+        respondent_uid=message.uid,
+        author_name=author,
+    )
+    if message_id is None:
+        return False
+    said_by = {"outside_by": message.sender_name or ""} if outside else {}
+    await outbox.mirror(uow, thread, message_id, message.uid, message.body, **said_by)
+    entry = ArchiveEntry(
+        study_id=thread.study_id,
+        participant_id=thread.participant_id,
+        external_id=f"respondent:{message.uid}",
+        direction=direction,
+        body=message.body,
+        sent_at=sent_at,
+        author_type=AuthorType.RESEARCHER if outside else AuthorType.PARTICIPANT,
+        source=Source.RESPONDENT,
+        author_name=author,
+        respondent_message_uid=message.uid,
+    )
+    await outbox.archive(uow, thread.id, entry)
+    return True

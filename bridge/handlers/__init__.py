@@ -21,6 +21,7 @@ from bridge.handlers import links  # link, unlink
 from bridge.handlers import commands  # help; the dispatch of every command
 from bridge.reminders import commands as reminder_commands  # remind, followup, reschedule, status, reminders, cancel
 from bridge.handlers import retry  # retry
+from bridge.handlers import cases  # assign, settings
 
 # isort: on
 from bridge.apply import Apply
@@ -55,4 +56,4 @@ async def handle(services: Services, row: QueuedRow) -> Apply:
     return await handler(services, event)
 
 
-__all__ = ["HANDLERS", "Apply", "handle", "links", "reminder_commands", "retry"]
+__all__ = ["HANDLERS", "Apply", "cases", "handle", "links", "reminder_commands", "retry"]

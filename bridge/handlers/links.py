@@ -106,13 +106,13 @@ async def _study_for(services: Services, command: Command, event: CommandIssued)
     if command.name == "link" and study.respondent_project_id is None:
         return reply(event, texts.study_not_respondent(study.study_id, study.name))
     user = await services.chat(event.platform).lookup_user(event.user_id)
-    decision = await _study_permission(services, study, user.email, user.name)
+    decision = await study_permission(services, study, user.email, user.name)
     if not decision.allowed:
         return reply(event, decision.reason)
     return study, user.name
 
 
-async def _study_permission(services: Services, study: Study, email: str | None, name: str) -> Decision:
+async def study_permission(services: Services, study: Study, email: str | None, name: str) -> Decision:
     team = await services.rally.get_team(study.study_id)
     users = await services.rally.find_users_by_email(email) if email else []
     return may_act_for_study(email=email, chat_name=name, study_name=study.name, team=team, rally_users=users)

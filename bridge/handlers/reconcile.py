@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from bridge import seen
 from bridge import thread as threads
 from bridge.apply import Apply, nothing
 from bridge.handlers.participants import ingest
 from bridge.services import Services
-from core.domain import Conversation, Participant
+from core.domain import Conversation, Participant, RespondentMessage
 from core.errors import NotFound
 from core.events import ReconcileDue
 from core.records import Thread
@@ -43,10 +44,12 @@ async def reconcile(services: Services, event: ReconcileDue) -> Apply:
     conversations = await _unseen(services, project_id, listed, joining=joining, force=force)
     ingested = ingest(conversations, project_id)
     update = _apply_participants(study_id, participants, event.key) if participants is not None else nothing
+    marks = await seen.from_list(services, study_id, listed)  # read flags of the same list: no call of its own
 
     async def apply(uow: UnitOfWork) -> None:
         await update(uow)
         await ingested(uow)
+        await marks(uow)
 
     return apply
 
@@ -60,14 +63,15 @@ async def _unseen(
     async with services.store.transaction() as uow:
         users = await uow.threads.respondent_users(project_id) | joining
         relevant = [c for c in listed if users.intersection(c.participant_user_ids)]
-        theirs = [m.uid for c in relevant if c.messages_complete for m in c.messages if m.sender_uid in users]
+        # Participants' messages, and messages to them the bridge did not send (said outside the thread).
+        theirs = [m.uid for c in relevant if c.messages_complete for m in c.messages if _ours_to_show(m, c, users)]
         known = await uow.messages.known_respondent_uids(theirs)
         latest = [c.latest_message_uid for c in relevant if not c.messages_complete and c.latest_message_uid]
         mirrored = await uow.messages.mirrored_respondent_uids(latest)
     unseen: list[Conversation] = []
     for conversation in relevant:
         if conversation.messages_complete:
-            if any(m.sender_uid in users and m.uid not in known for m in conversation.messages):
+            if any(_ours_to_show(m, conversation, users) and m.uid not in known for m in conversation.messages):
                 unseen.append(conversation)
             continue
         # Mirroring ingests a whole conversation, so a mirrored latest message means nothing before it is unseen;
@@ -79,6 +83,13 @@ async def _unseen(
         except NotFound:
             continue  # deleted since it was listed
     return unseen
+
+
+def _ours_to_show(message: RespondentMessage, conversation: Conversation, users: set[str]) -> bool:
+    """A participant's message, or one the team sent them from outside the thread (not from a participant)."""
+    return message.sender_uid in users or (
+        message.sender_uid is not None and message.sender_uid not in conversation.participant_user_ids
+    )
 
 
 def _apply_participants(study_id: str, participants: list[Participant], key: str) -> Apply:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from bridge import access, outbox
+from bridge import access, case, outbox
 from bridge.apply import Apply, nothing
 from bridge.services import Services
 from core import clock, texts
@@ -55,13 +55,16 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
     author = decision.rally_user
 
     current = thread  # its id, platform and channel are all the writes use, and they never change
+    # When the team wrote: as the bridge took the reply (a Slack ts is a time to the second only, and Slack's clock
+    # and Respondent's need not agree to the second: a reply must not read as older than the message it answers).
+    written = max(_post_time(post_id), clock.now())
 
     async def apply(uow: UnitOfWork) -> None:
         message_id = await uow.messages.add(
             thread=current,
             direction=Direction.TO_PARTICIPANT.value,
             state=MessageState.PENDING.value,
-            sent_at=_post_time(post_id),
+            sent_at=written,
             post_id=post_id,
             author_user_id=user_id,
             author_name=author.fullname if author else user.name,
@@ -81,6 +84,7 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
                 "post_id": post_id,
             },
         )
+        await case.team_wrote(uow, current, written)  # the wait is over the moment someone replies
         for index, notice in enumerate(notices):
             await outbox.private(uow, current.platform, f"{key}:{index}", channel, user_id, notice, root_id)
 

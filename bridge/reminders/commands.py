@@ -18,10 +18,11 @@ from bridge.reminders.firing import queue_now
 from bridge.reminders.targets import Asker, Target, channel_threads, pick, target, who
 from bridge.services import Services
 from core import clock, texts
+from core.case import first_response_times, median
 from core.commands import Command, registry
 from core.domain import Action, ChatUser, Direction
 from core.events import CommandIssued
-from core.message import Text, cmd, text
+from core.message import Text, cmd, join, text
 from core.names import words_of
 from core.permissions import may_act_for_study
 from core.records import OPEN_REMINDER, NewReminder, ReminderKind, ReminderStatus
@@ -29,6 +30,7 @@ from core.store import UnitOfWork
 from core.when import WhenError, format_duration, format_moment, parse_duration, parse_when
 
 DEFAULT_FOLLOWUP = timedelta(hours=24)
+FIRST_RESPONSE_WINDOW = timedelta(days=7)  # ``status``: the median first response over this long
 
 
 def message_part(text: str) -> str:
@@ -239,9 +241,16 @@ async def _status(services: Services, asker: Asker, rest: str, now: datetime) ->
         if not threads:
             return asker.reply(texts.no_participants_here())
     user = await who(services, asker)
+    since = now - FIRST_RESPONSE_WINDOW
     async with services.store.transaction() as uow:
         shown = await view.status(uow, threads, links, user.tz)
-    return asker.reply(shown)
+        studies = sorted({t.study_id for t in threads if t.study_id in links})
+        times = {study_id: await uow.messages.times_since(study_id, since) for study_id in studies}
+    speed = []
+    for study_id in studies:
+        answered = first_response_times(times[study_id])
+        speed.append(texts.first_response(links[study_id].study_name, median(answered), len(answered)))
+    return asker.reply(join("\n", [shown, *speed]))
 
 
 async def _list(services: Services, asker: Asker, now: datetime) -> Apply:

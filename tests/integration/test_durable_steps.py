@@ -4,7 +4,8 @@ A researcher's reply is stored when it is acknowledged (and claimed for the inbo
 handled (a read, then one transaction that records the message, queues its relay and claims it for the outbox
 worker), and sent: a read, the send, the archive and the delivered mark, then one transaction that records all of
 it. No archive row, no mark row, no claim transaction of a worker's own; the reads are single statements outside
-any transaction. Counted on the bridge's own engines with
+any transaction. The thread's live card (``bridge/case.py``) adds one row a reply, claimed with the relay, whose
+outcome is one more transaction. Counted on the bridge's own engines with
 the workers' polls far apart, so nothing else runs meanwhile; the figures are exact, not timings.
 """
 
@@ -25,6 +26,8 @@ from tests.integration.conftest import eventually
 from tests.integration.flows import archived, link_study, root_of, sent_to
 
 DELIVERED = "white_check_mark"
+# Three for the message itself; one for the redraw of its card (claimed with the relay; its outcome: docs/live-case.md).
+EXPECTED_TRANSACTIONS = 4
 
 
 class Tally:
@@ -59,7 +62,7 @@ async def slow_polling_world(database_url: str) -> AsyncIterator[World]:
         await w.stop()
 
 
-async def test_a_delivered_reply_costs_three_transactions(slow_polling_world: World) -> None:
+async def test_a_delivered_reply_costs_three_transactions_and_its_card_one(slow_polling_world: World) -> None:
     world = slow_polling_world
     c = world.cast
     await link_study(world)
@@ -79,14 +82,19 @@ async def test_a_delivered_reply_costs_three_transactions(slow_polling_world: Wo
     assert sent_to(world, c.jordan) == ["first, to warm up", "Thanks, see you Tuesday!"]
     assert [e["body"] for e in archived(world)][-1] == "Thanks, see you Tuesday!"
     writes = {verb: n for verb, n in tally.statements.items() if not verb.startswith("SELECT")}
-    # Stored and claimed at the ack; the message recorded, its relay queued and claimed; the relay's outcome. The
-    # outcome transactions also look for more due rows of their queue (finding none here): one UPDATE each.
-    assert writes.get("INSERT inbox") == 1 and writes.get("INSERT outbox") == 1, tally.statements
+    # Stored and claimed at the ack; the message recorded, its relay queued and claimed, the participant's wait ended
+    # (the thread's case) and a redraw of its card queued; the relay's outcome; the redraw's own claim and outcome
+    # (the card costs one row a reply, claimed with the relay: docs/live-case.md). The outcome transactions also look
+    # for more due rows of
+    # their queue (finding none here): one UPDATE each.
+    assert writes.get("INSERT inbox") == 1 and writes.get("INSERT outbox") == 2, tally.statements
     assert writes.get("INSERT chat_messages") == 1, tally.statements
-    assert writes.get("UPDATE inbox") == 3 and writes.get("UPDATE outbox") == 3, tally.statements
-    # Reads: the edge's question, the handler's thread with its link, the relay's thread with its link and its
-    # two questions; the relay's lane looked at when it is queued (is an earlier relay waiting out a failure?).
+    assert writes.get("UPDATE participant_threads") == 2, tally.statements  # the wait ended; the card drawn
+    assert writes.get("UPDATE inbox") == 3 and writes.get("UPDATE outbox") == 5, tally.statements
+    # Reads: the edge's question, the handler's thread with its link, the thread under its row lock (the case), the
+    # relay's thread with its link and its two questions, the redraw's thread with its link; the relay's lane looked
+    # at when it is queued (is an earlier relay waiting out a failure?).
     reads = {verb: n for verb, n in tally.statements.items() if verb.startswith("SELECT")}
     assert reads.pop("SELECT", 1) == 1  # the edge's question (on SQLite it runs on the raw cursor: not seen here)
-    assert reads == {"SELECT participant_threads": 2, "SELECT outbox": 1}, tally.statements
-    assert tally.transactions == 3, (tally.transactions, tally.statements)
+    assert reads == {"SELECT participant_threads": 4, "SELECT outbox": 1}, tally.statements
+    assert tally.transactions == EXPECTED_TRANSACTIONS, (tally.transactions, tally.statements)
