@@ -42,6 +42,23 @@ class ParticipantLine:
     opted_out: bool
     last_from: LastMessage | None
     last_to: LastMessage | None
+    waiting_since: datetime | None = None  # waiting on the team since then (``core/case.py``)
+    owner: str | None = None
+    session_starts_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class QueueLine:
+    """A participant waiting on the team: the home's queue, longest wait first, across the viewer's studies."""
+
+    name: str
+    participant_id: str
+    study_id: str
+    study_name: str
+    channel: str
+    waiting_since: datetime
+    owner: str | None = None
+    session_starts_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,9 @@ class HomeView:
     closed_intro: Text = field(default_factory=Text)
     empty: Text | None = None  # nothing is linked in the workspace: how to start
     help: tuple[Text, ...] = field(default_factory=tuple)
+    queue: tuple[QueueLine, ...] = ()  # waiting on the team, longest first (of the filtered study, if any)
+    study_filter: str | None = None  # the study id the view shows alone
+    filters: tuple[Action, ...] = ()  # buttons: every study alone, and all of them (``queue [studyId]``)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the outbox payload); texts as ``Text.to_json``."""
@@ -126,6 +146,9 @@ class HomeView:
             closed_intro=_text(data.get("closed_intro")) or Text(),
             empty=_text(data.get("empty")),
             help=tuple(Text.from_json(line) for line in data.get("help") or ()),
+            queue=tuple(_queue_line(q) for q in data.get("queue") or ()),
+            study_filter=data.get("study_filter"),
+            filters=tuple(a for a in (_action(f) for f in data.get("filters") or ()) if a is not None),
         )
 
 
@@ -159,15 +182,38 @@ def _last(data: dict[str, Any] | None) -> LastMessage | None:
     return LastMessage(datetime.fromisoformat(data["at"]), data.get("state"), data.get("author")) if data else None
 
 
+def _queue_line(q: dict[str, Any]) -> QueueLine:
+    return QueueLine(
+        q["name"],
+        q["participant_id"],
+        q["study_id"],
+        q["study_name"],
+        q["channel"],
+        datetime.fromisoformat(q["waiting_since"]),
+        q.get("owner"),
+        _time(q.get("session_starts_at")),
+    )
+
+
+def _participant(p: dict[str, Any]) -> ParticipantLine:
+    return ParticipantLine(
+        p["name"],
+        p["participant_id"],
+        p["opted_out"],
+        _last(p["last_from"]),
+        _last(p["last_to"]),
+        _time(p.get("waiting_since")),
+        p.get("owner"),
+        _time(p.get("session_starts_at")),
+    )
+
+
 def _study(data: dict[str, Any]) -> StudyHome:
     return StudyHome(
         study_id=data["study_id"],
         study_name=data["study_name"],
         channel=data["channel"],
-        participants=tuple(
-            ParticipantLine(p["name"], p["participant_id"], p["opted_out"], _last(p["last_from"]), _last(p["last_to"]))
-            for p in data.get("participants") or ()
-        ),
+        participants=tuple(_participant(p) for p in data.get("participants") or ()),
         more_participants=int(data.get("more_participants") or 0),
         failed=tuple(
             FailedDelivery(
