@@ -7,63 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from playground.world import Candidate, Person, World
+from playground.demo_base import DemoFailure, failed, say, step, until
+from playground.demo_case import CaseScenes
+from playground.world import Candidate, World
 from storage.migrate import upgrade_async
 
-T = TypeVar("T")
-TIMEOUT = 15.0  # seconds to wait for any one outcome before calling the demo failed
-OUTAGE_SECONDS = 3.0  # how long Respondent stays down in step 7
+OUTAGE_SECONDS = 3.0  # how long Respondent stays down in step 9
 DEMO_DB = Path(".demo") / "demo.sqlite3"
 SLACK_OPTIONS: dict[str, Any] = {}  # Slack's real rate limits stay on: the bridge has to cope
-WIDTH = 110
 # With the playground, a newcomer may keep Respondent down for a minute: the bridge's backoff is capped lower than
 # its default (300 s) so a pending reply is delivered within seconds of bringing Respondent back.
 PLAYGROUND_RETRY_CAP_SECONDS = 10.0
 IN, OUT = "←", "→"  # into the team (participant wrote), out to the participant (researcher wrote)
-
-
-class DemoFailure(Exception):
-    """Something the demo waited for did not happen."""
-
-
-def say(text: str = "") -> None:
-    """Print one line, wrapped at ``WIDTH`` with a hanging indent (URLs are never broken)."""
-    hang = " " * (len(text) - len(text.lstrip(" ")) + 4)
-    print(
-        textwrap.fill(text, WIDTH, subsequent_indent=hang, break_long_words=False, break_on_hyphens=False), flush=True
-    )
-
-
-def failed(reason: str) -> int:
-    say()
-    say(f"FAILED: {reason}")
-    return 1
-
-
-def step(number: int | str, text: str) -> None:
-    say()
-    say(f"[{number}] {text}")
-
-
-async def until(check: Callable[[], T], what: str) -> T:
-    """Poll ``check`` until it returns something truthy; ``DemoFailure`` naming ``what`` after ``TIMEOUT``."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise DemoFailure(f"waited {TIMEOUT:.0f}s for {what}, and it did not happen")
-        await asyncio.sleep(0.05)
 
 
 def fresh_sqlite_url() -> str:
@@ -73,63 +35,13 @@ def fresh_sqlite_url() -> str:
     return f"sqlite+aiosqlite:///./{DEMO_DB.as_posix()}"
 
 
-class Demo:
-    def __init__(self, world: World, pace: float) -> None:
-        self.w = world
-        self.c = world.cast
-        self.pace = pace
-        self.roots: dict[str, str] = {}  # participant id -> thread root ts
+class Demo(CaseScenes):
+    """The script: one scene per step, in the order that keeps the story true (Priya's wait, nudged in the live
+    case, ends with the reply during the outage)."""
 
-    # ---- reading the stand-ins -------------------------------------------------------------------------
-    def name(self, user_id: str) -> str:
-        return str(self.w.slack.users.get(user_id, {}).get("real_name", user_id))
-
-    def slack_line(self, message: dict[str, Any], where: str) -> None:
-        """A Slack message as posted (raw mrkdwn), one indented line per line of text."""
-        lines = [line.strip() for line in message["text"].splitlines() if line.strip()] or [""]
-        say(f"    Slack #{self.c.channel_name} {where} · {self.name(message.get('user', '?'))}: {lines[0]}")
-        for line in lines[1:]:
-            say(f"        {line}")
-
-    def root_messages(self, who: Candidate) -> list[dict[str, Any]]:
-        tag = f"{who.first_name} {who.last_name[0]}."
-        return [
-            m
-            for m in self.w.slack.messages(self.c.channel)
-            if tag in m.get("text", "")
-            and "Reply in this thread" in m.get("text", "")
-            and m.get("thread_ts") in (None, m["ts"])
-        ]
-
-    def thread(self, who: Candidate) -> list[dict[str, Any]]:
-        return self.w.slack.thread(self.c.channel, self.roots[who.participant_id])
-
-    def private_to(self, person: Person) -> list[str]:
-        return [e["text"] for e in self.w.slack.ephemerals if e["user"] == person.slack_id]
-
-    def received(self, who: Candidate) -> list[str]:
-        return [m["body"] for m in self.w.respondent.messages_to(who.respondent_user_id)]
-
-    def reacted(self, ts: str) -> bool:
-        return "white_check_mark" in self.w.slack.reactions(self.c.channel, ts)
-
-    def archived(self) -> list[dict[str, Any]]:
-        return self.w.rally.archived(self.c.study_id)
-
-    async def command(self, person: Person, text: str) -> None:
-        result = await self.w.slack.run_command(self.c.channel, person.slack_id, text)
-        if result.status != 200:
-            raise DemoFailure(f'the bridge answered HTTP {result.status} to "/rally {text}": {result.body[:200]}')
-
-    async def root_of(self, who: Candidate) -> None:
-        found = await until(lambda: self.root_messages(who), f"{who.first_name}'s thread root in Slack")
-        self.roots[who.participant_id] = found[0]["ts"]
-        self.slack_line(found[0], "[new thread]")
-
-    # ---- the script ------------------------------------------------------------------------------------
     async def play(self) -> None:
-        scenes = [self.link, self.refuse_link, self.approvals, self.participants_write]
-        for scene in [*scenes, self.researchers_reply, self.outage, self.transcript]:
+        scenes = [self.link, self.refuse_link, self.approvals, self.participants_write, self.researchers_reply]
+        for scene in [*scenes, self.live_case, self.seen, self.outage, self.transcript]:
             await scene()
             await asyncio.sleep(self.pace)
 
@@ -190,6 +102,7 @@ class Demo:
         rows = await until(archived_both, "both messages in the Rally archive")
         for row in rows:
             say(f"    Rally archived {row['id']} ({row['direction']}, {row['participantId']}): {row['body']}")
+        await self.show_card(c.jordan, "Waiting on the team", what=f"{c.jordan.first_name} waiting on the team")
 
     async def researchers_reply(self) -> None:
         c = self.c
@@ -199,8 +112,10 @@ class Demo:
         ts = await self.w.slack.user_posts(c.channel, c.teammate.slack_id, text, thread_ts=self.roots["pa_jordan"])
         sent = await until(lambda: self.received(c.jordan), f"the reply to reach {c.jordan.first_name}")
         say(f'    Respondent, {c.jordan.first_name} received (plain text): "{sent[0]}"')
+        self.replies[c.jordan.participant_id] = ts
         await until(lambda: self.reacted(ts), "the ✅ reaction on the reply")
         say(f"    Slack: ✅ added to {c.teammate.name}'s reply (delivered)")
+        await self.show_card(c.jordan, "Waiting on the participant", what="the wait over")
         step("6b", f"{c.outsider.name} (not on the study team) replies in the same thread")
         await self.w.slack.user_posts(
             c.channel, c.outsider.slack_id, "Jordan, can you also do a sales call?", thread_ts=self.roots["pa_jordan"]
@@ -214,7 +129,7 @@ class Demo:
 
     async def outage(self) -> None:
         c, respondent = self.c, self.w.respondent
-        step(7, f"Respondent goes down; {c.owner.name} replies to {c.priya.first_name} meanwhile")
+        step(9, f"Respondent goes down; {c.owner.name}, nudged, replies to {c.priya.first_name} meanwhile")
         respondent.outage()
         started, seen = time.monotonic(), len(respondent.request_log)
         text = "A laptop is best, with a webcam. See you soon!"
@@ -244,10 +159,11 @@ class Demo:
             f"    Delivered {time.monotonic() - healed:.1f}s after healing, {failures()} failed attempts before; "
             f"{c.priya.first_name} received it exactly once; ✅ added; archived in Rally"
         )
+        await self.show_card(c.priya, "Waiting on the participant", what=f"{c.priya.first_name}'s wait over")
 
     async def transcript(self) -> None:
         c = self.c
-        step(8, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
+        step(10, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
         rows = self.archived()
         people = {p.participant_id: p for p in (c.jordan, c.priya, c.sam)}
         for pid in dict.fromkeys(r["participantId"] for r in rows):
@@ -355,6 +271,10 @@ async def play_in_browser(world: World, port: int, *, after_script: bool) -> Non
     say(
         "    Then: approve Alex Kim in the Rally pane; write as Alex in the Participant pane; in Slack, as "
         f"{c.teammate.name}, open Alex's thread and reply; reply again as {c.outsider.name} (not on the team)."
+    )
+    say(
+        "    The live case: let a participant wait and click Fast-forward 2 h (the bridge's clock; nudges count "
+        "working hours) for the owner's direct message and the thread's note; reply, then Participant reads for 👀."
     )
     say("    Everything goes through the real HTTP paths (signed Slack events and webhooks). Ctrl-C stops.")
     stop = asyncio.Event()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -19,6 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.app import Bridge
+from core import clock
 from playground.view import (
     CommandEcho,
     PlaygroundLog,
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_TEXT = 4000  # characters a newcomer may type in one message (plenty for a chat, small for a demo)
+MAX_FORWARD_HOURS = 48  # the most one fast-forward moves the bridge's clock
 STATIC = {
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
@@ -111,6 +115,7 @@ class Playground:
         self.world = world
         self.log = PlaygroundLog()
         self.url: str | None = None
+        self.clock_offset = timedelta(0)  # how far the playground moved the bridge's clock (cumulative)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._static = {
@@ -127,6 +132,8 @@ class Playground:
         self.app.router.add_post("/api/slack/command", self._action(self.slack_command))
         self.app.router.add_post("/api/rally/approve", self._action(self.rally_approve))
         self.app.router.add_post("/api/respondent/outage", self._action(self.respondent_outage))
+        self.app.router.add_post("/api/participant/read", self._action(self.participant_reads))
+        self.app.router.add_post("/api/time/forward", self._action(self.time_forward))
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> str:
@@ -146,6 +153,9 @@ class Playground:
         return self.url
 
     async def stop(self) -> None:
+        if self.clock_offset:  # the bridge's clock goes back to real time with the playground
+            clock.set_clock(None)
+            self.clock_offset = timedelta(0)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -209,6 +219,7 @@ class Playground:
             "slack": slack_channel(w, self.log, viewer),
             "archive": archive(w),
             "respondent_down": self.log.respondent_down,
+            "clock": {"offset_hours": self.clock_offset.total_seconds() / 3600, "now": clock.now().isoformat()},
         }
         # Read the stand-ins first, in one go (no await in between), then the bridge over HTTP.
         snapshot["bridge"] = await bridge_status(self._session, w.bridge_url)
@@ -218,6 +229,11 @@ class Playground:
         if not isinstance(user_id, str) or user_id not in {p["id"] for p in people(self.world)}:
             raise BadAction(f"unknown person {user_id!r}: pick one of the study channel's members")
         return user_id
+
+    def _bridge(self) -> Bridge:
+        if self.world.bridge is None:
+            raise BadAction("the bridge is not running", 503)
+        return self.world.bridge
 
     def _participant(self, participant_id: Any) -> dict[str, Any]:
         study = self.world.rally.participants.get(self.world.cast.study_id, {})
@@ -289,3 +305,36 @@ class Playground:
             self.world.respondent.heal()
         self.log.respondent_down = down
         return {"down": down}
+
+    async def participant_reads(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The participant opens Respondent and reads their conversation; a reconcile of the study is queued now
+        (instead of at its scheduled moment), which reads Respondent's conversation list and marks what was seen."""
+        p = self._participant(data.get("participant"))
+        name = f"{p['firstName']} {p['lastName']}"
+        if p["approvalStatus"] != "APPROVED":
+            raise BadAction(f"{name} is not approved yet: approve them in the Rally pane first", 409)
+        user_id = (p.get("externalPanel") or {}).get("userId")
+        if not user_id:
+            raise BadAction(f"{p['firstName']} was not recruited through Respondent and has no inbox there")
+        bridge = self._bridge()
+        try:
+            self.world.respondent.participant_reads(user_id, self.world.cast.project_id)
+        except KeyError:
+            raise BadAction(f"{name} has no conversation on Respondent yet: nothing to read", 409) from None
+        queued = await bridge.queue_reconciles(cycle=f"playground-read-{time.time_ns()}")
+        return {"reconciles": queued}
+
+    async def time_forward(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Move the bridge's clock forward by ``hours`` (on top of earlier moves) and run one nudge tick, as if that
+        much time had passed. The clock stays moved until the playground stops."""
+        hours = data.get("hours")
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= MAX_FORWARD_HOURS:
+            raise BadAction(f"hours must be a number above 0 and at most {MAX_FORWARD_HOURS}")
+        bridge = self._bridge()
+        self.clock_offset += timedelta(hours=hours)
+        clock.set_clock(self._moved_clock)
+        nudges = await bridge.queue_nudges()
+        return {"offset_hours": self.clock_offset.total_seconds() / 3600, "nudges": nudges}
+
+    def _moved_clock(self) -> datetime:
+        return datetime.now(UTC) + self.clock_offset

@@ -21,7 +21,7 @@ ROLES = {
     "no_access": ("no panel access", "on the team, but without external-panel access: may not message participants"),
     "outsider": ("not on the team", "not on the study team: may not message participants"),
 }
-REACTIONS = {"white_check_mark": "✅", "hourglass_flowing_sand": "⏳", "x": "❌"}
+REACTIONS = {"white_check_mark": "✅", "hourglass_flowing_sand": "⏳", "x": "❌", "eyes": "👀"}
 METRIC_TIMEOUT = aiohttp.ClientTimeout(total=2)
 
 
@@ -61,6 +61,7 @@ def participants(world: World) -> list[dict[str, Any]]:
         user_id = panel.get("userId")
         inbox: list[dict[str, Any]] = []
         conversation = world.respondent.conversation_with(c.project_id, user_id) if user_id else None
+        entries = [e for e in (conversation or {}).get("participants", []) if e.get("uid") == user_id]
         for m in (conversation or {}).get("messages", []):
             mine = m["sender"]["uid"] == user_id
             inbox.append({"uid": m["uid"], "from": "participant" if mine else "team", "body": m["body"]})
@@ -72,6 +73,7 @@ def participants(world: World) -> list[dict[str, Any]]:
                 "status": p["status"],
                 "can_write": bool(user_id),
                 "inbox": inbox,
+                "read": bool(entries) and all(e.get("read") for e in entries),
             }
         )
     return out
@@ -82,27 +84,14 @@ def _user_name(world: World, user_id: str) -> str:
 
 
 def slack_channel(world: World, log: PlaygroundLog, viewer: str) -> dict[str, Any]:
-    """The study channel as ``viewer`` sees it: messages (raw mrkdwn and blocks), reactions, and private notes.
+    """The study channel as ``viewer`` sees it: messages (raw mrkdwn and blocks), reactions, and private notes; and
+    the bot's direct messages to ``viewer``.
 
-    Ephemeral messages are only returned to the person they were sent to, as Slack shows them.
+    Ephemeral messages and direct messages are only returned to the person they were sent to, as Slack shows them.
     """
     c = world.cast
-    messages = []
-    for m in world.slack.messages(c.channel):
-        reactions = sorted(world.slack.reactions(c.channel, m["ts"]))
-        messages.append(
-            {
-                "ts": m["ts"],
-                "thread_ts": m.get("thread_ts"),
-                "user": m.get("user"),
-                "user_name": _user_name(world, str(m.get("user", ""))),
-                "is_bot": bool(m.get("bot_id")),
-                "text": m.get("text", ""),
-                "blocks": m.get("blocks"),
-                "reply_count": int(m.get("reply_count", 0)),
-                "reactions": [{"name": r, "emoji": REACTIONS.get(r, f":{r}:")} for r in reactions],
-            }
-        )
+    messages = [_message(world, c.channel, m) for m in world.slack.messages(c.channel)]
+    dms = [_message(world, str(world.slack.dm_channel(viewer)), m) for m in world.slack.direct_messages(viewer)]
     private = [
         {"ts": e["message_ts"], "thread_ts": e.get("thread_ts"), "text": e["text"]}
         for e in world.slack.ephemerals
@@ -115,7 +104,32 @@ def slack_channel(world: World, log: PlaygroundLog, viewer: str) -> dict[str, An
     ]
     private.sort(key=lambda e: float(e["ts"]))
     users = {uid: u["real_name"] for uid, u in world.slack.users.items()}
-    return {"id": c.channel, "name": c.channel_name, "messages": messages, "private": private, "users": users}
+    return {
+        "id": c.channel,
+        "name": c.channel_name,
+        "messages": messages,
+        "private": private,
+        "users": users,
+        "dms": dms,
+    }
+
+
+def _message(world: World, channel: str, m: dict[str, Any]) -> dict[str, Any]:
+    """A Slack message as the page shows it: its current text and blocks (a card updated in place shows its new
+    ones, marked ``edited``), and its reactions."""
+    reactions = sorted(world.slack.reactions(channel, m["ts"]))
+    return {
+        "ts": m["ts"],
+        "thread_ts": m.get("thread_ts"),
+        "user": m.get("user"),
+        "user_name": _user_name(world, str(m.get("user", ""))),
+        "is_bot": bool(m.get("bot_id")),
+        "text": m.get("text", ""),
+        "blocks": m.get("blocks"),
+        "edited": bool(m.get("edited")),
+        "reply_count": int(m.get("reply_count", 0)),
+        "reactions": [{"name": r, "emoji": REACTIONS.get(r, f":{r}:")} for r in reactions],
+    }
 
 
 def archive(world: World) -> list[dict[str, Any]]:

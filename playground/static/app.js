@@ -132,6 +132,18 @@ function renderStatus(data) {
   }
   $("outage").checked = data.respondent_down;
   document.body.classList.toggle("respondent-down", data.respondent_down);
+  const hours = data.clock.offset_hours;
+  const offset = $("clock-offset");
+  offset.textContent = hours ? `bridge clock +${hoursText(hours)} h` : "bridge clock: real time";
+  offset.className = "pill" + (hours ? " moved" : "");
+  const bridgeNow = new Date(data.clock.now);
+  offset.title = Number.isNaN(bridgeNow.getTime())
+    ? ""
+    : `The bridge's time: ${bridgeNow.toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: "Europe/Berlin" })} in Berlin`;
+}
+
+function hoursText(hours) {
+  return Number.isInteger(hours) ? String(hours) : hours.toFixed(1);
 }
 
 function fillSelect(select, options, current) {
@@ -153,6 +165,9 @@ function renderParticipant(data) {
   ui.participant = fillSelect($("participant-select"), options, ui.participant);
   const me = writers.find((p) => p.id === ui.participant);
   const inbox = $("inbox");
+  const approved = Boolean(me) && me.approval === "APPROVED";
+  $("participant-read").disabled = !approved || me.inbox.length === 0;
+  $("participant-read-state").textContent = !me || me.inbox.length === 0 ? "" : me.read ? "All read" : "Unread messages";
   if (!me) {
     inbox.replaceChildren(el("p", { className: "empty", text: "No participant recruited through Respondent." }));
     return;
@@ -185,6 +200,7 @@ function slackMessage(m, users, { inThread = false } = {}) {
     el("span", { className: "name", text: name }),
     m.is_bot ? el("span", { className: "app", text: "APP" }) : null,
     el("span", { className: "time", text: timeOf(m.ts) }),
+    m.edited ? el("span", { className: "edited", text: "(edited)" }) : null,
   );
   const reactions = el(
     "div",
@@ -234,6 +250,7 @@ function renderSlack(data) {
     channel.append(el("p", { className: "empty", text: "Nothing here yet. As the study owner, try /rally link " + data.study.id }));
   }
   if (atBottom) channel.scrollTop = channel.scrollHeight;
+  renderDirectMessages(slack.dms, users);
 
   const root = slack.messages.find((m) => m.ts === ui.thread);
   const thread = $("thread-messages");
@@ -253,6 +270,13 @@ function renderSlack(data) {
     el("div", { className: "divider", text: `${count} ${count === 1 ? "reply" : "replies"}` }),
     ...replies.map((item) => item.node()),
   );
+}
+
+function renderDirectMessages(dms, users) {
+  $("dm-count").textContent = String(dms.length);
+  const nodes = dms.map((m) => slackMessage(m, users, { inThread: true }));
+  if (nodes.length === 0) nodes.push(el("p", { className: "empty", text: "No direct messages from the bot to you." }));
+  $("dm-messages").replaceChildren(...nodes);
 }
 
 function renderRally(data) {
@@ -380,6 +404,8 @@ function wire() {
     refresh();
   });
   $("outage").addEventListener("change", (event) => act("/api/respondent/outage", { down: event.target.checked }));
+  $("forward").addEventListener("click", () => act("/api/time/forward", { hours: 2 }));
+  $("participant-read").addEventListener("click", () => act("/api/participant/read", { participant: ui.participant }));
 }
 
 async function poll() {

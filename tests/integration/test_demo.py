@@ -3,6 +3,7 @@ follows the script by default is tested in tests/playground/)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,35 @@ def test_demo_plays_the_study_and_exits_zero(tmp_path: Path) -> None:
     assert "outage healed" in out
     assert "received it exactly once" in out
 
+    # The thread root is a live card, read back from Slack as it is updated in place.
+    steps = _steps(done.stdout)
+    assert "Slack: Jordan's thread root, updated in place" in steps["5"]
+    assert "🔴 Waiting on the team since" in steps["5"] and "Owner: nobody yet" in steps["5"]
+    assert "Last message: from participant" in steps["5"] and "from team" not in steps["5"]
+    jordan_replied = steps["6"].split("✅ added to Chloe Park's reply", 1)[1]
+    assert "🟢 Waiting on the participant" in jordan_replied and "Waiting on the team" not in jordan_replied
+    assert re.search(r"Last message: from participant \S+ UTC · from team \S+ UTC", jordan_replied)
+
+    # The live case: an owner, then nobody answers: a direct message to the owner, then a note in the thread.
+    case = steps["7"]
+    assert "Ana Ortiz now owns Priya S.'s thread (assigned by Ana Ortiz)." in case
+    assert "Owner: Ana Ortiz" in case
+    assert "The demo moves the bridge's clock forward by 1 h of working time:" in case
+    assert re.search(r"\d+\.\d hours on the wall clock", case)
+    dm = "Slack, direct message from the bot to Ana Ortiz: Priya S. (Checkout redesign interviews) has waited"
+    note = "[Priya's thread] · rallybridge: <@U0ANA> Priya S. has waited"
+    assert dm in case and note in case and "for an answer and nobody has replied yet." in case
+    assert case.index("moves the bridge's clock forward") < case.index(dm) < case.index(note)
+    assert case.rstrip().endswith("The bridge's clock is back to real time.")
+
+    # Seen: Jordan read the reply on Respondent; the next reconcile marks it.
+    seen = steps["8"]
+    assert "Slack: 👀 added to Chloe Park's reply (seen by Jordan)" in seen
+    assert "👀 Seen by participant" in seen.split("(seen by Jordan)", 1)[1]
+
+    # The outage scene's reply to Priya ends her wait.
+    assert "Priya's thread root, updated in place" in steps["9"] and "🟢 Waiting on the participant" in steps["9"]
+
     transcript = out.split("The study record in Rally", 1)[1]
     jordan, priya = transcript.index("Jordan Lee (pa_jordan)"), transcript.index("Priya Shah (pa_priya)")
     lines = {
@@ -57,3 +87,9 @@ def test_demo_plays_the_study_and_exits_zero(tmp_path: Path) -> None:
         "Summary: 2 relayed to Respondent, 2 mirrored to Slack, 4 archived in Rally, 2 refused privately; "
         "duplicates: 0 (checked by counting)" in out
     )
+
+
+def _steps(stdout: str) -> dict[str, str]:
+    """The demo's output by step (``[7] ...`` up to the next step), each with its wrapped lines joined."""
+    found = re.findall(r"^\[(\w+)\] (.*?)(?=^\[\w+\] |\Z)", stdout, re.S | re.M)
+    return {number: " ".join(text.split()) for number, text in found}

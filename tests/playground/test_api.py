@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
+from core import clock
 from playground import Playground
 from playground.server import as_slack_client_sends
 from playground.world import World
@@ -45,6 +47,9 @@ def footprint(world: World) -> tuple[Any, ...]:
         sum(len(conv["messages"]) for conv in world.respondent.conversations.values()),
         [p["approvalStatus"] for p in world.rally.participants[c.study_id].values()],
         world.respondent._outage,
+        [p["read"] for conv in world.respondent.conversations.values() for p in conv["participants"]],
+        len(world.slack.direct_messages(world.cast.owner.slack_id)),
+        round((clock.now() - datetime.now(UTC)).total_seconds() / 60),  # the bridge's clock, not moved
     )
 
 
@@ -62,6 +67,15 @@ BAD_ACTIONS = [
     ("/api/rally/approve", {"participant": "pa_jordan"}, 409, "Jordan Lee is already approved"),
     ("/api/respondent/outage", {"down": "yes"}, 400, "down must be true or false"),
     ("/api/rally/approve", ["pa_alex"], 400, "the body must be a JSON object"),
+    ("/api/participant/read", {"participant": "pa_nobody"}, 404, "no participant 'pa_nobody'"),
+    ("/api/participant/read", {"participant": "pa_alex"}, 409, "Alex Kim is not approved yet"),
+    ("/api/participant/read", {"participant": "pa_jordan"}, 409, "Jordan Lee has no conversation on Respondent yet"),
+    ("/api/time/forward", {"hours": "2"}, 400, "hours must be a number above 0 and at most 48"),
+    ("/api/time/forward", {"hours": True}, 400, "hours must be a number"),
+    ("/api/time/forward", {"hours": 0}, 400, "hours must be a number"),
+    ("/api/time/forward", {"hours": -2}, 400, "hours must be a number"),
+    ("/api/time/forward", {"hours": 49}, 400, "hours must be a number"),
+    ("/api/time/forward", {}, 400, "hours must be a number"),
 ]
 
 
@@ -152,3 +166,100 @@ async def test_a_taken_port_gives_the_playground_another(world: World) -> None:
                 assert response.status == 200
         finally:
             await playground.stop()
+
+
+async def until_state(
+    client: aiohttp.ClientSession, viewer: str, check: Callable[[dict[str, Any]], Any], what: str
+) -> Any:
+    """Poll the page's state as ``viewer`` until ``check`` finds something; that something."""
+    deadline = time.monotonic() + 15
+    while not (found := check(await state(client, viewer))):
+        assert time.monotonic() < deadline, f"the page never showed {what}"
+        await asyncio.sleep(0.05)
+    return found
+
+
+def message(snapshot: dict[str, Any], ts: str) -> dict[str, Any]:
+    return next(m for m in snapshot["slack"]["messages"] if m["ts"] == ts)
+
+
+async def test_fast_forward_nudges_and_a_reply_the_participant_read_is_marked_seen(
+    client: aiohttp.ClientSession, playground: Playground, world: World
+) -> None:
+    c = world.cast
+    # Jordan's session is in 3 h: a wait counts 10 min (wall clock) there, whatever the day and hour of the run.
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+    await world.rally.move_session(c.study_id, c.jordan.participant_id, soon.isoformat().replace("+00:00", "Z"))
+    ana, chloe = c.owner.slack_id, c.teammate.slack_id
+    assert (await post(client, "/api/slack/command", {"user": ana, "text": f"/rally link {c.study_id}"}))[0] == 200
+
+    def jordan_root(snapshot: dict[str, Any]) -> str | None:
+        roots = [m for m in snapshot["slack"]["messages"] if "Jordan L." in m["text"] and not m["thread_ts"]]
+        return roots[0]["ts"] if roots else None
+
+    root = await until_state(client, ana, jordan_root, "Jordan's thread")
+    write = {"participant": c.jordan.participant_id, "body": "Where do I park?"}
+    assert (await post(client, "/api/participant/write", write))[0] == 200
+    await until_state(
+        client, ana, lambda s: "Waiting on the team" in message(s, root)["text"], "Jordan waiting on the team"
+    )
+    assert (await state(client, ana))["clock"]["offset_hours"] == 0
+
+    status, answer = await post(client, "/api/time/forward", {"hours": 2})
+    assert (status, answer["offset_hours"]) == (200, 2)
+    assert clock.now() - datetime.now(UTC) > timedelta(hours=1, minutes=59)
+    dms = await until_state(client, ana, lambda s: s["slack"]["dms"], "Ana's direct message")
+    assert len(dms) == 1 and "Jordan L. (Checkout redesign interviews) has waited" in dms[0]["text"]
+    assert (await state(client, chloe))["slack"]["dms"] == []  # a direct message is Ana's alone
+    note = await until_state(
+        client,
+        ana,
+        lambda s: [m for m in s["slack"]["messages"] if m["thread_ts"] == root and "nobody has replied" in m["text"]],
+        "the note in Jordan's thread",
+    )
+    assert note[0]["text"].startswith(f"<@{ana}> Jordan L. has waited")
+
+    status, answer = await post(client, "/api/time/forward", {"hours": 2})
+    assert (status, answer["offset_hours"], answer["nudges"]) == (200, 4, 0)  # once per stage
+    moved = (await state(client, ana))["clock"]
+    assert moved["offset_hours"] == 4
+    assert datetime.fromisoformat(moved["now"]) - datetime.now(UTC) > timedelta(hours=3, minutes=59)
+
+    reply = {"user": chloe, "text": "Level -1, see you soon!", "thread_ts": root}
+    status, answer = await post(client, "/api/slack/post", reply)
+    assert status == 200
+    reply_ts = answer["ts"]
+    await until_state(
+        client,
+        ana,
+        lambda s: "white_check_mark" in {r["name"] for r in message(s, reply_ts)["reactions"]},
+        "the ✅ on the reply",
+    )
+    assert (await post(client, "/api/participant/read", {"participant": c.jordan.participant_id}))[0] == 200
+    seen = await until_state(
+        client,
+        ana,
+        lambda s: [r for r in message(s, reply_ts)["reactions"] if r["name"] == "eyes"],
+        "the 👀 on the reply",
+    )
+    assert seen == [{"name": "eyes", "emoji": "👀"}]
+    snapshot = await until_state(
+        client, ana, lambda s: s if "Seen by participant" in message(s, root)["text"] else None, "the seen line"
+    )
+    assert message(snapshot, root)["edited"] is True
+    assert any("Seen by participant" in str(block) for block in message(snapshot, root)["blocks"])
+    jordan = next(p for p in snapshot["participants"] if p["id"] == c.jordan.participant_id)
+    assert jordan["read"] is True
+
+
+async def test_the_bridge_clock_goes_back_to_real_time_when_the_playground_stops(world: World) -> None:
+    playground = Playground(world)
+    url = await playground.start(0)
+    try:
+        async with aiohttp.ClientSession(base_url=url) as session:
+            status, answer = await post(session, "/api/time/forward", {"hours": 1.5})
+            assert (status, answer["offset_hours"]) == (200, 1.5)
+            assert abs(clock.now() - datetime.now(UTC) - timedelta(hours=1.5)) < timedelta(seconds=5)
+    finally:
+        await playground.stop()
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5)

@@ -6,6 +6,8 @@ elsewhere would notice it, cross-checked in the stand-ins (what Respondent deliv
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from playground import Playground
@@ -123,3 +125,68 @@ async def test_newcomer_plays_every_role(
 
     assert errors == [], errors
     assert screenshots.count == 7
+
+
+async def test_the_live_case_nudges_after_fast_forward_and_marks_a_read_reply_seen(
+    browser: BrowserContext, playground: Playground, world: World, screenshots: Screenshots
+) -> None:
+    c = world.cast
+    # Alex's session is in 5 h: a wait counts 10 min there (wall clock), so 2 h forward nudges on any day and hour.
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=5)
+    await world.rally.move_session(c.study_id, "pa_alex", soon.isoformat().replace("+00:00", "Z"))
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    assert playground.url is not None
+    await page.goto(playground.url)
+    await expect(page.locator("#ready")).to_have_text("bridge ready")
+    await expect(page.locator("#clock-offset")).to_have_text("bridge clock: real time")
+
+    # Ana links the study, Rally approves Alex, Alex writes: nobody answers.
+    await page.select_option("#slack-person", c.owner.slack_id)
+    await page.fill("#channel-text", f"/rally link {c.study_id}")
+    await page.click("#channel-send")
+    await expect(channel_root(page, "Jordan L.")).to_have_count(1)
+    await page.locator("#rally-participants tr[data-participant=pa_alex] button.approve").click()
+    await expect(channel_root(page, "Alex K.")).to_have_count(1)
+    await page.select_option("#participant-select", "pa_alex")
+    await page.fill("#participant-text", "Is there parking at the <b>office</b>?")
+    await page.click("#participant-send")
+    await channel_root(page, "Alex K.").locator("button.open-thread").click()
+    root = page.locator("#thread-messages .slack-message").first
+    await expect(root).to_contain_text("🔴 Waiting on the team since")
+    await expect(root.locator(".edited")).to_have_text("(edited)")  # the card, updated in place
+    await expect(page.locator("#dm-messages .slack-message")).to_have_count(0)
+    await screenshots.take(page, "alex-waiting")
+
+    # Nobody answers: two hours forward, twice. Ana (who linked the study; Alex has no owner) gets a direct message,
+    # the thread a note that mentions her.
+    await page.click("#forward")
+    await expect(page.locator("#clock-offset")).to_have_text("bridge clock +2 h")
+    await page.click("#forward")
+    await expect(page.locator("#clock-offset")).to_have_text("bridge clock +4 h")
+    dm = page.locator("#dm-messages .slack-message")
+    await expect(dm).to_have_count(1)
+    await expect(dm).to_contain_text("Alex K. (Checkout redesign interviews) has waited")
+    await expect(page.locator("#dm-count")).to_have_text("1")
+    note = in_thread(page, "nobody has replied yet")
+    await expect(note).to_have_count(1)
+    await expect(note.locator(".mention")).to_have_text("@Ana Ortiz")
+    await screenshots.take(page, "nudged")
+    await page.select_option("#slack-person", c.teammate.slack_id)
+    await expect(page.locator("#dm-messages .slack-message")).to_have_count(0)  # Ana's alone
+
+    # Chloe replies; Alex reads it on Respondent: 👀 on the reply, and the card says so.
+    await reply_in_thread(page, c.teammate.slack_id, "Yes, level -1. See you soon!")
+    answered = in_thread(page, "See you soon!")
+    await expect(answered.locator("[data-reaction=white_check_mark]")).to_have_count(1)
+    await expect(root).not_to_contain_text("Waiting on the team")
+    await expect(root).to_contain_text("🗓 Session soon")  # 1 h away on the bridge's clock
+    await expect(page.locator("#participant-read-state")).to_have_text("Unread messages")
+    await page.click("#participant-read")
+    await expect(answered.locator("[data-reaction=eyes]")).to_have_text("👀 1")
+    await expect(root).to_contain_text("👀 Seen by participant")
+    await expect(page.locator("#participant-read-state")).to_have_text("All read")
+    await expect(page.locator("img")).to_have_count(0)
+    await screenshots.take(page, "seen")
+    assert errors == [], errors
