@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from core import texts
 from core.message import Text, text
-from core.when import WhenError, parse_duration, parse_when
+from core.when import WhenError, parse_duration, parse_noshow, parse_when
 
 REMIND, FOLLOWUP, RESCHEDULE = "remind", "followup", "reschedule"
 FORMS = (REMIND, FOLLOWUP, RESCHEDULE)
@@ -46,6 +46,11 @@ def _check_when(typed: str, now: datetime) -> Text | None:
     words = typed.split()
     if not words:
         return texts.form_when_missing()
+    noshow = parse_noshow(words)  # the no-show follow-up: counted from the session, which the command knows
+    if noshow == len(words):
+        return None
+    if noshow:
+        return texts.form_when_leftover(" ".join(words[:noshow]), " ".join(words[noshow:]))
     try:
         when = parse_when(words, now=now, tz=None, session_starts_at=None, strict=False)
     except WhenError as exc:

@@ -102,6 +102,8 @@ class ReminderKind(enum.StrEnum):
     REMIND = "remind"
     FOLLOWUP = "followup"
     RESCHEDULE = "reschedule"
+    NOSHOW = "noshow"  # to the participant 10 min after the session started, unless they wrote since it started
+    TEAM = "team"  # to nobody outside: a notice in the thread before Rally's no-show window closes (with a NOSHOW)
 
 
 class ReminderStatus(enum.StrEnum):

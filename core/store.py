@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from core.case_changes import CaseChange
+from core.composed import HeldMessage, SavedReply, StudyUpdate
 from core.domain import Participant
 from core.records import Link, Message, NewReminder, QueuedRow, Reminder, Thread
 
@@ -196,11 +197,49 @@ class Reminders(Protocol):
     async def move_pending(self, reminder_id: int, due_at: datetime) -> bool: ...
 
 
+class Composed(Protocol):
+    """Saved replies, study-wide updates and held messages (``core/composed.py``)."""
+
+    async def save_reply(
+        self, *, platform: str, workspace: str, study_id: str, name: str, body: str, by: str, by_name: str, at: datetime
+    ) -> SavedReply:
+        """Save (or replace) the reply ``name`` of the workspace (``study_id`` ``WORKSPACE_WIDE``) or of one study."""
+        ...
+
+    async def saved_replies(self, platform: str, workspace: str, study_ids: Sequence[str]) -> list[SavedReply]:
+        """The saved replies of ``study_ids`` (``WORKSPACE_WIDE`` among them for the workspace's own), by name."""
+        ...
+
+    async def remove_reply(self, platform: str, workspace: str, study_id: str, name: str) -> bool: ...
+
+    async def draft_update(self, draft: StudyUpdate) -> StudyUpdate:
+        """Keep ``draft`` unless one with its key exists; the stored one."""
+        ...
+
+    async def update_by_id(self, update_id: int) -> StudyUpdate | None: ...
+
+    async def move_update(self, update_id: int, *, to: str, allowed_from: Sequence[str]) -> bool:
+        """Move the update to ``to`` if it is in one of ``allowed_from``: False when another click moved it first."""
+        ...
+
+    async def hold(self, message: HeldMessage) -> HeldMessage:
+        """Keep ``message`` unless one with its key is held already; the stored one."""
+        ...
+
+    async def held(self, held_id: int) -> HeldMessage | None: ...
+
+    async def decide_held(self, held_id: int, *, to: str, allowed_from: Sequence[str]) -> bool: ...
+
+
 class Queue(Protocol):
     """The inbox or the outbox: keyed rows (a duplicate key is a no-op), ordered lanes, leases."""
 
     async def add(self, *, key: str, kind: str, lane: str, payload: dict[str, Any]) -> bool:
         """Queue a row unless its key exists; True when it is new."""
+        ...
+
+    async def with_key_prefix(self, prefix: str) -> list[QueuedRow]:
+        """Rows whose key starts with ``prefix`` (all the relays of one study-wide update), in id order."""
         ...
 
     async def add_many(self, rows: Sequence[tuple[str, str, str, dict[str, Any]]]) -> set[str]:
@@ -258,6 +297,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reminders(self) -> Reminders: ...
+
+    @property
+    def composed(self) -> Composed: ...
 
     @property
     def inbox(self) -> Queue: ...
@@ -322,4 +364,4 @@ class Store(Protocol):
         ...
 
 
-__all__ = ["INBOX", "OUTBOX", "GroupWriter", "Queue", "Reads", "Store", "UnitOfWork"]
+__all__ = ["INBOX", "OUTBOX", "Composed", "GroupWriter", "Queue", "Reads", "Store", "UnitOfWork"]

@@ -7,6 +7,7 @@
     clock    := H[:MM] ("am"|"pm") | H[:MM] " " ("am"|"pm") | HH:MM | "noon" | "midnight"
     zone     := "UTC" | "GMT" | "Z" | an IANA name such as Europe/Berlin
     duration := (N unit)+ | N unit ...                           (2h, 1h30m, 90 min, 2 days, an hour)
+    noshow   := ("no-show" | "noshow" | "no show") ["follow-up" | "followup"]   (not a moment: see parse_noshow)
 
 Wall-clock forms are read in the researcher's time zone unless a zone is given. ``in`` adds real elapsed
 time (``in 1d`` is 24 hours even across a DST change); ``tomorrow 9am`` is 9:00 on the wall clock. A weekday
@@ -87,6 +88,20 @@ def parse_duration(words: list[str], start: int = 0) -> tuple[timedelta, int] | 
     if i == start:
         return None
     return timedelta(seconds=seconds), i - start
+
+
+def parse_noshow(words: list[str]) -> int:
+    """How many of ``words`` say ``no-show`` (``noshow``, ``no show``, each optionally followed by ``follow-up``);
+    0 when they do not start with it. Not a moment: the no-show follow-up is due a fixed time after the session
+    starts (``bridge/reminders/session_defaults.py``), so only the words are read here."""
+    lower = [w.lower() for w in words[:3]]
+    if lower[:1] in (["no-show"], ["noshow"]):
+        used = 1
+    elif lower[:2] == ["no", "show"]:
+        used = 2
+    else:
+        return 0
+    return used + 1 if lower[used : used + 1] in (["follow-up"], ["followup"]) else used
 
 
 def parse_when(
