@@ -280,3 +280,54 @@ class SlackDirectoryEntry(Base):
     slack_id: Mapped[str] = mapped_column(String(64))
     team_id: Mapped[str] = mapped_column(String(32))
     seen_at: Mapped[datetime]
+
+
+class SavedReplyRow(Base):
+    """A saved reply of a workspace (``study_id`` empty) or of one study; its name is unique where it is offered."""
+
+    __tablename__ = "saved_replies"
+    __table_args__ = (UniqueConstraint("platform", "workspace", "study_id", "name", name="uq_saved_reply_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    study_id: Mapped[str] = mapped_column(String(128), default="")
+    name: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_by_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class StudyUpdateRow(Base):
+    """A study-wide update: previewed (draft), then confirmed once (sending: one relay per recipient) or cancelled."""
+
+    __tablename__ = "study_updates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(128))
+    study_id: Mapped[str] = mapped_column(String(128), index=True)
+    audience: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    author: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class HeldMessageRow(Base):
+    """A message to a participant held back because a link in it looked broken, until its author decides."""
+
+    __tablename__ = "held_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("participant_threads.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    author: Mapped[dict[str, Any]]
+    problems: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]

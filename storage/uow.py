@@ -11,13 +11,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.records import QueuedRow
-from core.store import Links, Messages, Queue, Reminders, Threads
+from core.store import Composed, Links, Messages, Queue, Reminders, Threads
 from storage import queue
+from storage.composed import SqlComposed
 from storage.db import Database, GroupCommit, mark_queued, unmark_queued, was_queued
 from storage.mapping import maybe, queued_record
 from storage.models import InboxEvent, OutboxItem
@@ -63,6 +64,13 @@ class SqlQueue:
         if stored:
             mark_queued(self.session, self.model.__tablename__)  # its worker is woken when this commits
         return stored
+
+    async def with_key_prefix(self, prefix: str) -> list[QueuedRow]:
+        """The unique index on ``key`` serves the range (``LIKE 'prefix%'`` with the wildcards escaped)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        model = self.model
+        query = select(model).where(model.key.like(f"{escaped}%", escape="\\")).order_by(model.id)
+        return [queued_record(row) for row in (await self.session.execute(query)).scalars()]
 
     async def exists(self, key: str) -> bool:
         return await queue.exists_key(self.session, self.model, key)
@@ -120,6 +128,7 @@ class SqlUnitOfWork:
         self.threads: Threads = SqlThreads(session)
         self.messages: Messages = SqlMessages(session)
         self.reminders: Reminders = SqlReminders(session)
+        self.composed: Composed = SqlComposed(session)
         self.inbox: Queue = SqlQueue(session, InboxEvent)
         self.outbox: Queue = SqlQueue(session, OutboxItem)
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from core import clock
 from core.case_changes import CaseChange
+from core.composed import HeldMessage, SavedReply, StudyUpdate
 from core.domain import Participant
 from core.records import (
     OPEN_REMINDER,
@@ -49,6 +50,9 @@ class State:
     threads: dict[int, Thread] = field(default_factory=dict)
     messages: dict[int, Message] = field(default_factory=dict)
     reminders: dict[int, Reminder] = field(default_factory=dict)
+    saved: list[SavedReply] = field(default_factory=list)
+    updates: dict[int, StudyUpdate] = field(default_factory=dict)
+    held: dict[int, HeldMessage] = field(default_factory=dict)
     queues: dict[str, dict[int, _Row]] = field(default_factory=lambda: {"inbox": {}, "outbox": {}})
     next_id: int = 1
 
@@ -404,6 +408,9 @@ class MemoryQueue:
     async def exists(self, key: str) -> bool:
         return any(r.row.key == key for r in self.rows.values())
 
+    async def with_key_prefix(self, prefix: str) -> list[QueuedRow]:
+        return [r.row for _, r in sorted(self.rows.items()) if r.row.key.startswith(prefix)]
+
     async def get(self, row_id: int) -> QueuedRow | None:
         found = self.rows.get(row_id)
         return found.row if found else None
@@ -494,10 +501,73 @@ class MemoryQueue:
         return self.name in self._queued
 
 
+class MemoryComposed:
+    """Saved replies, updates and held messages, kept in lists (the handler tests need little of them)."""
+
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def save_reply(
+        self, *, platform: str, workspace: str, study_id: str, name: str, body: str, by: str, by_name: str, at: datetime
+    ) -> SavedReply:
+        where = (platform, workspace, study_id, name)
+        self.s.saved = [r for r in self.s.saved if (r.platform, r.workspace, r.study_id, r.name) != where]
+        reply = SavedReply(self.s.new_id(), platform, workspace, study_id, name, body, by, by_name, at)
+        self.s.saved.append(reply)
+        return reply
+
+    async def saved_replies(self, platform: str, workspace: str, study_ids: Sequence[str]) -> list[SavedReply]:
+        found = [
+            r for r in self.s.saved if (r.platform, r.workspace) == (platform, workspace) and r.study_id in study_ids
+        ]
+        return sorted(found, key=lambda r: (r.name, r.study_id))
+
+    async def remove_reply(self, platform: str, workspace: str, study_id: str, name: str) -> bool:
+        before = len(self.s.saved)
+        where = (platform, workspace, study_id, name)
+        self.s.saved = [r for r in self.s.saved if (r.platform, r.workspace, r.study_id, r.name) != where]
+        return len(self.s.saved) < before
+
+    async def draft_update(self, draft: StudyUpdate) -> StudyUpdate:
+        found = next((u for u in self.s.updates.values() if u.key == draft.key), None)
+        if found is None:
+            found = replace(draft, id=self.s.new_id())
+            self.s.updates[found.id] = found
+        return found
+
+    async def update_by_id(self, update_id: int) -> StudyUpdate | None:
+        return self.s.updates.get(update_id)
+
+    async def move_update(self, update_id: int, *, to: str, allowed_from: Sequence[str]) -> bool:
+        found = self.s.updates.get(update_id)
+        if found is None or found.status not in allowed_from:
+            return False
+        self.s.updates[update_id] = replace(found, status=to)
+        return True
+
+    async def hold(self, message: HeldMessage) -> HeldMessage:
+        found = next((h for h in self.s.held.values() if h.key == message.key), None)
+        if found is None:
+            found = replace(message, id=self.s.new_id())
+            self.s.held[found.id] = found
+        return found
+
+    async def held(self, held_id: int) -> HeldMessage | None:
+        return self.s.held.get(held_id)
+
+    async def decide_held(self, held_id: int, *, to: str, allowed_from: Sequence[str]) -> bool:
+        found = self.s.held.get(held_id)
+        if found is None or found.status not in allowed_from:
+            return False
+        self.s.held[held_id] = replace(found, status=to)
+        return True
+
+
 class MemoryUnitOfWork:
     def __init__(self, state: State) -> None:
         self.state = state
         self.queued: set[str] = set()
+        self.composed = MemoryComposed(state)
         self.links = MemoryLinks(state)
         self.threads = MemoryThreads(state)
         self.messages = MemoryMessages(state)
