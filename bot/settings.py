@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(DB_MAX_OVERFLOW, validation_alias="RALLYBRIDGE_DB_MAX_OVERFLOW")
     db_inbound_pool_size: int = Field(DB_INBOUND_POOL_SIZE, validation_alias="RALLYBRIDGE_DB_INBOUND_POOL_SIZE")
     db_pool_timeout_seconds: float = Field(30.0, validation_alias="RALLYBRIDGE_DB_POOL_TIMEOUT_SECONDS")
+    # Links in a researcher's message are checked before it goes out (core/links.py, adapters/linkcheck.py).
+    # on/off; hosts or host:port (comma-separated) reachable even on a private address; seconds per link.
+    link_check: bool = Field(True, validation_alias="RALLYBRIDGE_LINK_CHECK")
+    link_check_allow: str | None = Field(None, validation_alias="RALLYBRIDGE_LINK_CHECK_ALLOW")
+    link_check_timeout_seconds: float = Field(3.0, validation_alias="RALLYBRIDGE_LINK_CHECK_TIMEOUT_SECONDS", gt=0)
 
     # Slack (optional, like Teams): on when its credentials are set (bot/config_check.py says which are needed).
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -143,6 +148,17 @@ class Settings(BaseSettings):
             raise ValueError("must start with 'whsec_' (the Svix signing secret shown by Rally)")
         return value
 
+    @field_validator("link_check_allow")
+    @classmethod
+    def _link_check_allow(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
+            if any(mark in entry.strip() for mark in ("/", " ", "@", "?", "#")):
+                raise ValueError(
+                    f"must be host names or host:port, comma-separated (e.g. wiki.internal,10.0.0.5:8080), "
+                    f"not {entry.strip()!r}"
+                )
+        return value
+
     @field_validator("microsoft_app_type")
     @classmethod
     def _app_type(cls, value: str) -> str:
@@ -196,6 +212,11 @@ class Settings(BaseSettings):
     @property
     def allowed_slack_teams(self) -> frozenset[str]:
         return frozenset(t.strip() for t in (self.slack_allowed_team_ids or "").split(",") if t.strip())
+
+    @property
+    def link_check_allowed_hosts(self) -> tuple[str, ...]:
+        """RALLYBRIDGE_LINK_CHECK_ALLOW's entries (hosts or host:port), trimmed, empty ones dropped."""
+        return tuple(h.strip() for h in (self.link_check_allow or "").split(",") if h.strip())
 
     @property
     def microsoft_app_type_given(self) -> bool:
