@@ -14,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.linkcheck import HttpLinkChecker
 from adapters.rally.client import RallyClient
 from adapters.rally.routes import rally_route
 from adapters.respondent.client import RespondentClient
@@ -190,6 +191,13 @@ class Bridge:
         return len(links)
 
 
+def link_checker(settings: Settings) -> HttpLinkChecker | None:
+    """Links in messages to participants are checked before they leave (``core/links.py``), unless turned off."""
+    if not settings.link_check:
+        return None
+    return HttpLinkChecker(allow=settings.link_check_allowed_hosts, timeout=settings.link_check_timeout_seconds)
+
+
 def slack_pacer(settings: Settings) -> SlackPacer | None:
     """Per-channel and workspace pacing of Slack posts, as configured (None when both levels are off)."""
     if settings.slack_channel_rate <= 0 and settings.slack_posts_per_minute <= 0:
@@ -266,6 +274,7 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
         rally=rally,
         internal_note_marker=settings.internal_note_marker,
         respondent_researcher_id=settings.respondent_researcher_id,
+        link_checker=link_checker(settings),
     )
     to_inbox: Record = lambda e: record(services, e)  # noqa: E731
     slack = build_slack(settings, db, to_inbox, http_slack=http_slack) if settings.slack_enabled else None
@@ -312,6 +321,8 @@ def build_bridge(settings: Settings, *, http_slack: bool = True) -> Bridge:
     bolt = slack.bolt if slack is not None else None
     bridge = Bridge(settings=settings, services=services, db=db, bolt=bolt, web_app=web_app, workers=workers)
     bridge.closers = [respondent, rally, *services.chats.values(), *([teams] if teams is not None else [])]
+    if services.link_checker is not None:
+        bridge.closers.append(services.link_checker)
 
     async def on_startup(_app: web.Application) -> None:
         await bridge.start_background()

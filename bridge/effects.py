@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from bridge import case, logs, nudges, outbox, relay
+from bridge import case, compose, logs, nudges, outbox, relay
 from bridge.apply import Apply, nothing
 from bridge.outbox import Effect
 from bridge.services import Services
@@ -100,6 +100,8 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
         return await case.draw(services, item)
     if effect is Effect.NUDGE:
         return await nudges.perform(services, item)
+    if effect is Effect.UPDATE_SUMMARY:
+        return await compose.summarize(services, item)
     if effect is Effect.PUBLISH_HOME:
         # Publishing replaces the whole view, so after an unknown outcome it is simply done again.
         surface = services.chat(p["platform"])

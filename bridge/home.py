@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from bridge import outbox
 from bridge.apply import Answer, Apply
+from bridge.reminders import session_defaults
 from bridge.reminders.view import KIND_NAMES
 from bridge.services import Services
 from core import clock, texts
@@ -302,9 +303,12 @@ async def cancel(services: Services, who: Viewer, rest: str, answer: Answer) -> 
             return
         current = await uow.threads.by_id(thread_id)
         assert current is not None
+        # A no-show follow-up takes its team reminder with it, as the typed cancel does.
+        team = await session_defaults.cancel_team(uow, row, who.name, clock.now())
+        said = notice + texts.team_reminder_cancelled_too(team) if team else notice
         # The same key as the typed cancel's notice: however it was cancelled, the thread says so once.
-        await outbox.notice_in_thread(uow, current, f"reminder-cancelled:{reminder_id}", notice)
-        await answer(uow, notice)
+        await outbox.notice_in_thread(uow, current, f"reminder-cancelled:{reminder_id}", said)
+        await answer(uow, said)
 
     return apply
 

@@ -41,6 +41,7 @@ class Effect(enum.StrEnum):
     PUBLISH_HOME = "chat.home"
     CARD = "chat.card"  # redraw a thread's root card (bridge/case.py)
     NUDGE = "chat.nudge"  # tell the team a participant waits (bridge/nudges.py)
+    UPDATE_SUMMARY = "chat.update_summary"  # a study-wide update's one line in the channel (bridge/compose.py)
 
 
 def thread_lane(thread_id: int) -> str:
@@ -189,8 +190,10 @@ async def relay(
     source_key: str,
     *,
     author: dict[str, str | None],
+    extra: dict[str, Any] | None = None,
 ) -> bool:
-    """Send a researcher's reply to the participant; on success it is archived and marked delivered.
+    """Send a researcher's reply to the participant; on success it is archived and marked delivered. ``extra``: more
+    for the payload (a study-wide update's id).
 
     Queued behind a relay that is waiting out a failure, it shows the pending mark at once.
     """
@@ -208,6 +211,7 @@ async def relay(
             "message_id": message_id,
             "body": body,
             "author": author,
+            **(extra or {}),
         },
     )
     post_id = author.get("post_id")
@@ -284,3 +288,14 @@ async def nudge(uow: UnitOfWork, thread: Thread, stage: int, waiting_since: date
     since = waiting_since.isoformat()
     payload = {"thread_id": thread.id, "stage": stage, "waiting_since": since}
     return await _add(uow, Effect.NUDGE, f"nudge:{thread.id}:{since}:{stage}", f"nudge:{thread.id}", payload)
+
+
+def update_relays(update_id: int) -> str:
+    """The key prefix of the relays of one study-wide update (``relay:`` + ``update:<id>:<participant id>``)."""
+    return f"relay:update:{update_id}:"
+
+
+async def update_summary(uow: UnitOfWork, update_id: int, platform: str, channel: str, *, skipped: int) -> bool:
+    """The channel's one summary of a study-wide update, posted once its relays have all finished."""
+    payload = {"update_id": update_id, "platform": platform, "channel": channel, "skipped": skipped}
+    return await _add(uow, Effect.UPDATE_SUMMARY, f"update-summary:{update_id}", f"update:{update_id}", payload)

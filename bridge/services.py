@@ -11,6 +11,7 @@ from typing import Protocol
 from bridge.metrics import Metrics
 from bridge.team_cache import TeamCache
 from core.errors import PermanentFailure
+from core.links import LinkChecker
 from core.ports import ChatPlatform, ParticipantChannel, StudyRecord
 from core.records import QueuedRow
 from core.store import Store
@@ -40,6 +41,8 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # Study teams and Rally accounts for a short time, this process only (bridge/team_cache.py): the send-time check.
     team_cache: TeamCache = field(default_factory=TeamCache)
+    # Links in a message to a participant are checked before it leaves (``core/links.py``); None: the check is off.
+    link_checker: LinkChecker | None = None
 
     def chat(self, platform: str) -> ChatPlatform:
         try:

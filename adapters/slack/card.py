@@ -28,6 +28,7 @@ from core.ports import ThreadRoot
 HINT = "Reply in this thread to message them."
 ASSIGN_LABEL = "Assign to me"
 ASSIGN_ACTION = f"{interactive.RUN_ACTION}assign"  # the run-a-command kind of button (interactive.run_event)
+SAVED_REPLY_ACTION = f"{interactive.RUN_ACTION}replies"
 
 
 def assign_command(participant_id: str) -> str:
@@ -63,13 +64,18 @@ def assign_button(participant_id: str) -> dict[str, Any]:
     return ButtonElement(text=ASSIGN_LABEL, action_id=ASSIGN_ACTION, value=assign_command(participant_id)).to_dict()
 
 
+def saved_reply_button(participant_id: str) -> dict[str, Any]:
+    """``Saved reply``: the saved replies for this participant, one button each (``replies <participant id>``)."""
+    return ButtonElement(text="Saved reply", action_id=SAVED_REPLY_ACTION, value=f"replies {participant_id}").to_dict()
+
+
 def actions(root: ThreadRoot) -> dict[str, Any] | None:
     """The root's buttons (none without the participant's id: an old root names nobody a command could)."""
     if not root.participant_id:
         return None
     block = interactive.root_actions(root.participant_id, root.participant_name, root.study_name)
     if root.assignable:
-        block["elements"].append(assign_button(root.participant_id))
+        block["elements"] += [assign_button(root.participant_id), saved_reply_button(root.participant_id)]
     return block
 
 

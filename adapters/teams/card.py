@@ -28,6 +28,7 @@ from core.message import At, Dialect, Person, Text
 from core.ports import ThreadRoot
 
 HINT = "Reply in this thread to message them."
+SAVED_REPLY_TITLE = "Saved reply"
 ASSIGN_TITLE = "Assign to me"
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
@@ -90,11 +91,16 @@ def _web_url(url: str) -> bool:
 def assign_action(participant_id: str, channel: str) -> dict[str, Any]:
     """``Assign to me``: an ``Action.Submit`` whose data is the command and its channel (read back by
     ``format.submitted_command``, as a private reply's buttons are)."""
-    return {
-        "type": "Action.Submit",
-        "title": ASSIGN_TITLE,
-        "data": {fmt.ACTION_KEY: {"command": f"assign {participant_id}", "channel": channel}},
-    }
+    return _run(ASSIGN_TITLE, f"assign {participant_id}", channel)
+
+
+def saved_reply_action(participant_id: str, channel: str) -> dict[str, Any]:
+    """``Saved reply``: the saved replies for this participant, one button each (``replies <participant id>``)."""
+    return _run(SAVED_REPLY_TITLE, f"replies {participant_id}", channel)
+
+
+def _run(title: str, command: str, channel: str) -> dict[str, Any]:
+    return {"type": "Action.Submit", "title": title, "data": {fmt.ACTION_KEY: {"command": command, "channel": channel}}}
 
 
 def root_card(
@@ -128,7 +134,7 @@ def root_card(
             for form, label in fmt.ROOT_BUTTONS
         ]
         if assignable and channel:
-            actions.append(assign_action(participant_id, channel))
+            actions += [assign_action(participant_id, channel), saved_reply_action(participant_id, channel)]
     if scheduling_url and _web_url(scheduling_url):
         actions.append({"type": "Action.OpenUrl", "title": "Scheduling link", "url": scheduling_url})
     body: list[dict[str, Any]] = [

@@ -21,7 +21,9 @@ from bridge.handlers import links  # link, unlink
 from bridge.handlers import commands  # help; the dispatch of every command
 from bridge.reminders import commands as reminder_commands  # remind, followup, reschedule, status, reminders, cancel
 from bridge.handlers import retry  # retry
-from bridge.handlers import cases  # assign, settings
+from bridge.handlers import cases  # assign, settings, queue
+from bridge.handlers import saved  # replies, reply, held
+from bridge.handlers import updates  # update
 
 # isort: on
 from bridge.apply import Apply
@@ -56,4 +58,4 @@ async def handle(services: Services, row: QueuedRow) -> Apply:
     return await handler(services, event)
 
 
-__all__ = ["HANDLERS", "Apply", "cases", "handle", "links", "reminder_commands", "retry"]
+__all__ = ["HANDLERS", "Apply", "cases", "handle", "links", "reminder_commands", "retry", "saved", "updates"]

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from bridge import access, case, outbox
+from bridge import access, case, compose, outbox
 from bridge.apply import Apply, nothing
+from bridge.handlers import saved
+from bridge.reminders.targets import Asker
 from bridge.services import Services
 from core import clock, texts
 from core.domain import Direction
@@ -53,6 +55,18 @@ async def posted(services: Services, event: ChatMessagePosted) -> Apply:
         return _private_notices(event.platform, key, channel, user_id, root_id, [decision.reason])
     body = await chat.to_plain_text(text)
     author = decision.rally_user
+    broken = await compose.link_problems(services, body, trusted=[u for u in (thread.scheduling_url,) if u])
+    if broken:  # held back until its author says Send anyway (bridge/handlers/saved.py)
+        kept = compose.author_of(
+            rally_user_id=author.user_id if author else None,
+            email=user.email,
+            name=author.fullname if author else user.name,
+            platform=event.platform,
+            external_id=f"{event.platform}:{event.workspace}:{channel}:{post_id}",
+            post_id=post_id,
+        )
+        asker = Asker(event.platform, channel, user_id, key)
+        return saved.hold(asker, thread.id, body, kept, broken, root_id=root_id)
 
     current = thread  # its id, platform and channel are all the writes use, and they never change
     # When the team wrote: as the bridge took the reply (a Slack ts is a time to the second only, and Slack's clock

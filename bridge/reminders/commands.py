@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from bridge import home, outbox
 from bridge.apply import Apply
-from bridge.reminders import view
+from bridge.reminders import session_defaults, view
 from bridge.reminders.firing import queue_now
-from bridge.reminders.targets import Asker, Target, channel_threads, pick, target, who
+from bridge.reminders.targets import Asker, Target, channel_threads, pick, reminder_row, target, who
 from bridge.services import Services
 from core import clock, texts
 from core.case import first_response_times, median
@@ -27,7 +27,7 @@ from core.names import words_of
 from core.permissions import may_act_for_study
 from core.records import OPEN_REMINDER, NewReminder, ReminderKind, ReminderStatus
 from core.store import UnitOfWork
-from core.when import WhenError, format_duration, format_moment, parse_duration, parse_when
+from core.when import WhenError, format_duration, format_moment, parse_duration, parse_noshow, parse_when
 
 DEFAULT_FOLLOWUP = timedelta(hours=24)
 FIRST_RESPONSE_WINDOW = timedelta(days=7)  # ``status``: the median first response over this long
@@ -46,12 +46,22 @@ def message_part(text: str) -> str:
 @registry.command(
     "remind",
     usage="<participant> <when> [message]",
-    summary="remind them (when: in 2h, tomorrow 9am, fri 14:30, 2026-12-01 10:00, 1h before session)",
+    summary="remind them (when: in 2h, tomorrow 9am, fri 14:30, 2026-12-01 10:00, 1h before session, no-show); "
+    "the participant alone: their session's defaults as buttons",
 )
 async def remind(services: Services, command: Command, event: CommandIssued) -> Apply:
     now = clock.now()
     found = await _targeted(services, command, event)
-    return _remind(*found, now) if isinstance(found, tuple) else found
+    if not isinstance(found, tuple):
+        return found
+    asker, target = found
+    words = words_of(target.rest)
+    if not words:  # the participant alone: their session's defaults, as buttons
+        return await session_defaults.offer(services, asker, target, now)
+    if used := parse_noshow([w for w, _, _ in words]):
+        message = message_part(target.rest[words[used - 1][2] :])
+        return await session_defaults.schedule_noshow(services, asker, target, message, now)
+    return _remind(asker, target, now)
 
 
 @registry.command(
@@ -118,38 +128,6 @@ async def _targeted(services: Services, command: Command, event: CommandIssued) 
 # --- what they do -----------------------------------------------------------------------------------------------
 
 
-def _row(
-    asker: Asker,
-    target: Target,
-    *,
-    kind: str,
-    due_at: datetime,
-    body: str,
-    spec: str,
-    now: datetime,
-    status: str = ReminderStatus.PENDING,
-) -> NewReminder:
-    return NewReminder(
-        source_key=asker.key,
-        kind=kind,
-        thread_id=target.thread.id,
-        study_id=target.thread.study_id,
-        participant_id=target.thread.participant_id,
-        platform=target.thread.platform,
-        channel=target.thread.channel,
-        due_at=due_at,
-        body=body,
-        spec=spec[:200],
-        tz=target.user.tz or "UTC",
-        created_by_user_id=asker.user_id,
-        created_by_name=target.user.name,
-        created_by_email=target.user.email,
-        created_by_rally_user_id=target.rally_user_id,
-        created_at=now,
-        status=status,
-    )
-
-
 def _schedule(asker: Asker, row: NewReminder, name: str, note: Text) -> Apply:
     async def apply(uow: UnitOfWork) -> None:
         added = await uow.reminders.add(row)
@@ -177,7 +155,7 @@ def _remind(asker: Asker, target: Target, now: datetime) -> Apply:
     message = message_part(target.rest[words[when.consumed - 1][2] :])
     session = texts.format_session(target.session_starts_at)
     body = message or texts.default_reminder(target.link.study_name, session)
-    row = _row(asker, target, kind=ReminderKind.REMIND, due_at=when.at, body=body, spec=when.spec, now=now)
+    row = reminder_row(asker, target, kind=ReminderKind.REMIND, due_at=when.at, body=body, spec=when.spec, now=now)
     return _schedule(asker, row, target.thread.display_name, _zone_note(target.user))
 
 
@@ -199,7 +177,7 @@ async def _followup(services: Services, asker: Asker, target: Target, now: datet
         due_at = now + length
         note += texts.followup_counted_from_now(format_duration(length))
     body = message or texts.default_followup(target.link.study_name)
-    row = _row(asker, target, kind=ReminderKind.FOLLOWUP, due_at=due_at, body=body, spec=spec, now=now)
+    row = reminder_row(asker, target, kind=ReminderKind.FOLLOWUP, due_at=due_at, body=body, spec=spec, now=now)
     return _schedule(asker, row, target.thread.display_name, note)
 
 
@@ -208,7 +186,7 @@ def _reschedule(asker: Asker, target: Target, now: datetime) -> Apply:
     if not url:
         return asker.reply(texts.no_scheduling_link(target.thread.display_name))
     body = texts.scheduling_message(target.link.study_name, url, message_part(target.rest))
-    row = _row(
+    row = reminder_row(
         asker,
         target,
         kind=ReminderKind.RESCHEDULE,
@@ -293,9 +271,12 @@ async def _cancel(services: Services, asker: Asker, rest: str, now: datetime) ->
         if not moved:
             await asker.reply(texts.reminder_not_found(wanted))(uow)
             return
+        # A no-show follow-up takes its team reminder with it.
+        team = await session_defaults.cancel_team(uow, row, user.name, now)
+        said = notice + texts.team_reminder_cancelled_too(team) if team else notice
         current = await uow.threads.by_id(thread.id)
         assert current is not None
-        await outbox.notice_in_thread(uow, current, f"reminder-cancelled:{reminder_id}", notice)
-        await asker.reply(notice)(uow)
+        await outbox.notice_in_thread(uow, current, f"reminder-cancelled:{reminder_id}", said)
+        await asker.reply(said)(uow)
 
     return apply

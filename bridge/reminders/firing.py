@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bridge import outbox
 from bridge.apply import Apply, nothing
+from bridge.reminders import session_defaults
 from bridge.services import Services
 from core import clock, texts
 from core.domain import AuthorType, Direction, Source
@@ -23,7 +24,7 @@ from core.errors import NotFound
 from core.events import ReminderDue, lane_for, reminder_due
 from core.message import Text
 from core.permissions import may_act_for_study
-from core.records import OPEN_REMINDER, MessageState, Reminder, ReminderKind, ReminderStatus, Thread
+from core.records import OPEN_REMINDER, Link, MessageState, Reminder, ReminderKind, ReminderStatus, Thread
 from core.store import UnitOfWork
 from core.when import format_duration, format_moment
 
@@ -80,6 +81,8 @@ async def fire(services: Services, event: ReminderDue) -> Apply:
         link = await uow.links.for_study(row.study_id) if row is not None else None
     if row is None or thread is None or row.status != ReminderStatus.QUEUED:
         return nothing  # cancelled meanwhile, or handled already
+    if row.kind == ReminderKind.TEAM:
+        return await _team(services, row, thread, link, now)
     name, moment = thread.display_name, format_moment(row.due_at, row.tz)
     if link is None or not link.active or link.channel != row.channel:
         return _end(
@@ -104,8 +107,16 @@ async def fire(services: Services, event: ReminderDue) -> Apply:
     if not decision.allowed:
         text = texts.reminder_cancelled_permission(row.created_by_name, name, moment, decision.reason)
         return _end(row, thread, ReminderStatus.CANCELLED, "permission", text, in_channel=True)
+    if row.kind == ReminderKind.NOSHOW:
+        skipped = await _noshow_skipped(services, row, thread, participant.session_starts_at, now)
+        if skipped is not None:
+            return _end(row, thread, ReminderStatus.SKIPPED, *skipped)
     session_at = participant.session_starts_at or thread.session_starts_at
-    if row.kind != ReminderKind.RESCHEDULE and session_at is not None and row.due_at < session_at <= now:
+    if (
+        row.kind not in (ReminderKind.RESCHEDULE, ReminderKind.NOSHOW)
+        and session_at is not None
+        and row.due_at < session_at <= now
+    ):
         text = texts.reminder_skipped_session_started(name, moment)
         return _end(row, thread, ReminderStatus.SKIPPED, "session started", text)
     if row.kind == ReminderKind.FOLLOWUP and await _participant_wrote(services, thread, row.created_at):
@@ -118,17 +129,57 @@ async def fire(services: Services, event: ReminderDue) -> Apply:
     return _send(row, thread.id, decision.rally_user.user_id if decision.rally_user else None, late_by, now)
 
 
+async def _noshow_skipped(
+    services: Services, row: Reminder, thread: Thread, session_at: datetime | None, now: datetime
+) -> tuple[str, Text] | None:
+    """Why a no-show follow-up is not sent: the session moved or was cleared, Rally's no-show window closed while
+    the bridge was down, or the participant wrote since the session started (our mirror, or Respondent itself: the
+    webhook may still be on its way)."""
+    changed = session_defaults.session_changed(row, session_at, thread.display_name)
+    if changed is not None or session_at is None:
+        return changed
+    name, moment = thread.display_name, format_moment(row.due_at, row.tz)
+    if now >= session_at + session_defaults.NOSHOW_WINDOW:
+        return "too late", texts.noshow_skipped_too_late(name, moment)
+    if await _participant_wrote(services, thread, session_at):
+        return "participant wrote", texts.noshow_skipped_wrote(name, moment)
+    return None
+
+
+async def _team(services: Services, row: Reminder, thread: Thread, link: Link | None, now: datetime) -> Apply:
+    """A team reminder: a notice in the thread for the team, nothing to the participant. Skipped without a word when
+    the study is no longer bridged here or Rally no longer has the participant; cancelled with its no-show
+    follow-up; skipped with a notice when the session moved or was cleared."""
+    if link is None or not link.active or link.channel != row.channel:
+        return _end(row, thread, ReminderStatus.SKIPPED, "study unlinked", None)
+    partner = session_defaults.partner_of(row)
+    if partner is not None:
+        async with services.store.transaction() as uow:
+            noshow = await uow.reminders.by_id(partner)
+        if session_defaults.partner_cancelled(noshow):
+            return _end(row, thread, ReminderStatus.CANCELLED, f"with #{partner}", None)
+    try:
+        participant = await services.rally.get_participant(row.study_id, row.participant_id)
+    except NotFound:
+        return _end(row, thread, ReminderStatus.SKIPPED, "participant gone", None)
+    session_at = participant.session_starts_at
+    changed = session_defaults.session_changed(row, session_at, thread.display_name)
+    if changed is not None or session_at is None:
+        return _end(row, thread, ReminderStatus.SKIPPED, *(changed or ("session cleared", None)))
+    return session_defaults.team_notice(row, thread.id, session_at, now)
+
+
 def _end(
     row: Reminder,
     thread: Thread,
     status: str,
     outcome: str,
-    text: Text,
+    text: Text | None,
     *,
     in_channel: bool = False,
     key: str | None = None,
 ) -> Apply:
-    """Close ``row`` without sending, and tell the thread (or the channel)."""
+    """Close ``row`` without sending, and tell the thread (or the channel) unless ``text`` is None."""
     reminder_id, thread_id = row.id, thread.id
 
     async def apply(uow: UnitOfWork) -> None:
@@ -139,6 +190,8 @@ def _end(
             return
         current = await uow.threads.by_id(thread_id)
         assert current is not None
+        if text is None:
+            return
         notice_key = key or f"reminder-{status}:{reminder_id}"
         if in_channel:
             await outbox.notice_in_channel(uow, current.platform, current.channel, notice_key, text)

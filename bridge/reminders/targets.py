@@ -19,7 +19,7 @@ from core.errors import NotFound
 from core.events import CommandIssued
 from core.message import Text
 from core.names import Candidate, resolve
-from core.records import Link, Thread
+from core.records import Link, NewReminder, ReminderStatus, Thread
 from core.store import UnitOfWork
 
 
@@ -58,6 +58,40 @@ class Target:
     @property
     def session_starts_at(self) -> datetime | None:
         return self.participant.session_starts_at or self.thread.session_starts_at
+
+
+def reminder_row(
+    asker: Asker,
+    target: Target,
+    *,
+    kind: str,
+    due_at: datetime,
+    body: str,
+    spec: str,
+    now: datetime,
+    status: str = ReminderStatus.PENDING,
+    source_key: str | None = None,
+) -> NewReminder:
+    """A row ``asker`` schedules for ``target``; ``source_key`` (default: the command's key) keeps it once."""
+    return NewReminder(
+        source_key=source_key or asker.key,
+        kind=kind,
+        thread_id=target.thread.id,
+        study_id=target.thread.study_id,
+        participant_id=target.thread.participant_id,
+        platform=target.thread.platform,
+        channel=target.thread.channel,
+        due_at=due_at,
+        body=body,
+        spec=spec[:200],
+        tz=target.user.tz or "UTC",
+        created_by_user_id=asker.user_id,
+        created_by_name=target.user.name,
+        created_by_email=target.user.email,
+        created_by_rally_user_id=target.rally_user_id,
+        created_at=now,
+        status=status,
+    )
 
 
 async def who(services: Services, asker: Asker) -> ChatUser:

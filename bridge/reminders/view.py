@@ -14,6 +14,8 @@ KIND_NAMES: dict[str, str] = {
     ReminderKind.REMIND: "reminder",
     ReminderKind.FOLLOWUP: "follow-up",
     ReminderKind.RESCHEDULE: "scheduling link",
+    ReminderKind.NOSHOW: "no-show follow-up",
+    ReminderKind.TEAM: "team reminder",
 }
 MAX_THREADS = 25
 

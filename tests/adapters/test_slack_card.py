@@ -87,7 +87,7 @@ async def test_the_root_card_shows_status_lines_and_stays_inert(slack: SlackPlat
     assert "Waiting since Sat 5 Dec 2026, 10:42 UTC &lt;!here&gt;" in message["text"]
     assert "Assigned to @Dana &lt;!channel&gt;" in message["text"] and "<@U123>" not in message["text"]
     labels = [b["text"]["text"] for b in _buttons(message)]  # type: ignore[index]
-    assert labels == ["Remind", "Follow up", "Send scheduling link", "Assign to me"]
+    assert labels == ["Remind", "Follow up", "Send scheduling link", "Assign to me", "Saved reply"]
 
 
 async def test_update_redraws_the_stored_message_and_keeps_a_history(

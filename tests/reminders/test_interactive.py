@@ -73,7 +73,8 @@ async def test_root_buttons_open_a_modal_prefilled_for_the_participant_and_submi
     root = world.slack.find_message(c.channel, root_ts)
     assert root is not None
     buttons = [e for b in root["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [b["text"]["text"] for b in buttons] == ["Remind", "Follow up", "Send scheduling link", "Assign to me"]
+    labels = [b["text"]["text"] for b in buttons]
+    assert labels == ["Remind", "Follow up", "Send scheduling link", "Assign to me", "Saved reply"]
     assert all(json.loads(b["value"])["participant"] == "pa_jordan" for b in buttons[:3])  # the forms
     assert buttons[3]["value"] == "assign pa_jordan"  # a command, run as typed (adapters/slack/card.py)
 

@@ -115,6 +115,7 @@ async def test_the_root_card_shows_status_lines_in_each_viewers_zone(rig: Rig) -
         "Follow up",
         "Send scheduling link",
         "Assign to me",
+        "Saved reply",
         "Scheduling link",
     ]
     assign = card["actions"][3]
