@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.demo_base import DemoFailure, failed, say, step, until
-from playground.demo_case import CaseScenes
+from playground.demo_compose import ComposeScenes
 from playground.world import Candidate, World
 from storage.migrate import upgrade_async
 
@@ -35,13 +35,13 @@ def fresh_sqlite_url() -> str:
     return f"sqlite+aiosqlite:///./{DEMO_DB.as_posix()}"
 
 
-class Demo(CaseScenes):
+class Demo(ComposeScenes):
     """The script: one scene per step, in the order that keeps the story true (Priya's wait, nudged in the live
-    case, ends with the reply during the outage)."""
+    case, ends with the reply during the outage; the study-wide update, which would end any wait, comes after)."""
 
     async def play(self) -> None:
         scenes = [self.link, self.refuse_link, self.approvals, self.participants_write, self.researchers_reply]
-        for scene in [*scenes, self.live_case, self.seen, self.outage, self.transcript]:
+        for scene in [*scenes, self.live_case, self.seen, self.outage, self.composed, self.transcript]:
             await scene()
             await asyncio.sleep(self.pace)
 
@@ -60,9 +60,11 @@ class Demo(CaseScenes):
     async def refuse_link(self) -> None:
         c = self.c
         step(3, f'{c.owner.name} tries "/rally link {c.other_study_id}" (a study recruiting in Rally, not Respondent)')
+        before = len(self.private_notes(c.owner))
         await self.command(c.owner, f"link {c.other_study_id}")
-        refusal = await until(lambda: self.private_to(c.owner), "the private refusal")
-        say(f"    Slack, only {c.owner.name} sees: {refusal[-1]}")
+        refusal = await until(lambda: self.private_notes(c.owner)[before:], "the private refusal")
+        self.refused.append(refusal[0])
+        say(f"    Slack, only {c.owner.name} sees: {refusal[0]['text']}")
 
     async def approvals(self) -> None:
         c = self.c
@@ -120,8 +122,9 @@ class Demo(CaseScenes):
         await self.w.slack.user_posts(
             c.channel, c.outsider.slack_id, "Jordan, can you also do a sales call?", thread_ts=self.roots["pa_jordan"]
         )
-        refusal = await until(lambda: self.private_to(c.outsider), f"the private refusal to {c.outsider.name}")
-        say(f"    Slack, only {c.outsider.name} sees: {refusal[-1]}")
+        refusal = await until(lambda: self.private_notes(c.outsider), f"the private refusal to {c.outsider.name}")
+        self.refused.append(refusal[-1])
+        say(f"    Slack, only {c.outsider.name} sees: {refusal[-1]['text']}")
         await asyncio.sleep(0.5)
         if len(self.received(c.jordan)) != 1:
             raise DemoFailure(f"{c.outsider.name}'s reply reached {c.jordan.first_name}")
@@ -163,7 +166,7 @@ class Demo(CaseScenes):
 
     async def transcript(self) -> None:
         c = self.c
-        step(10, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
+        step(11, f'The study record in Rally: "{c.study_name}" ({c.study_id}), as archived')
         rows = self.archived()
         people = {p.participant_id: p for p in (c.jordan, c.priya, c.sam)}
         for pid in dict.fromkeys(r["participantId"] for r in rows):
@@ -181,12 +184,14 @@ class Demo(CaseScenes):
         relayed = [(who.participant_id, body) for who in everyone for body in self.received(who)]
         mirrored = [m["text"] for who in everyone for m in self.thread(who) if "(participant)" in m["text"]]
         roots = [who.participant_id for who in everyone for _ in self.root_messages(who)]
+        refused = sum(1 for e in self.w.slack.ephemerals if e in self.refused)
+        answers = len(self.w.slack.ephemerals) - refused
         limited = sum(1 for call in self.w.slack.request_log if call.status == "ratelimited")
         archive_uids = [r.get("respondentMessageUid") for r in rows]
         duplicates = dupes(relayed) + dupes(mirrored) + dupes(archive_uids) + dupes(roots)
         line = (
             f"Summary: {len(relayed)} relayed to Respondent, {len(mirrored)} mirrored to Slack, "
-            f"{len(rows)} archived in Rally, {len(self.w.slack.ephemerals)} refused privately; "
+            f"{len(rows)} archived in Rally, {refused} refused privately ({answers} other private answers); "
             f"duplicates: {duplicates} (checked by counting); Slack said 429 {limited}x (the bridge waited, retried)"
         )
         if duplicates:
@@ -275,6 +280,11 @@ async def play_in_browser(world: World, port: int, *, after_script: bool) -> Non
     say(
         "    The live case: let a participant wait and click Fast-forward 2 h (the bridge's clock; nudges count "
         "working hours) for the owner's direct message and the thread's note; reply, then Participant reads for 👀."
+    )
+    say(
+        f'    Saved replies and updates, as {c.owner.name}: "/rally reply add hello Hi {{first_name}}!", then "/rally '
+        'reply Alex hello" (or the card\'s Saved reply button); "/rally update all -- Hi {first_name}, ..." shows a '
+        "preview only you see: click its Confirm button."
     )
     say("    Everything goes through the real HTTP paths (signed Slack events and webhooks). Ctrl-C stops.")
     stop = asyncio.Event()

@@ -71,6 +71,7 @@ class Scenes:
         self.pace = pace
         self.roots: dict[str, str] = {}  # participant id -> thread root ts
         self.replies: dict[str, str] = {}  # participant id -> ts of the team's relayed reply in their thread
+        self.refused: list[dict[str, Any]] = []  # the private refusals the scenes read back
 
     def name(self, user_id: str) -> str:
         return str(self.w.slack.users.get(user_id, {}).get("real_name", user_id))
@@ -104,8 +105,9 @@ class Scenes:
     def thread(self, who: Candidate) -> list[dict[str, Any]]:
         return self.w.slack.thread(self.c.channel, self.roots[who.participant_id])
 
-    def private_to(self, person: Person) -> list[str]:
-        return [e["text"] for e in self.w.slack.ephemerals if e["user"] == person.slack_id]
+    def private_notes(self, person: Person) -> list[dict[str, Any]]:
+        """What only ``person`` sees in the study channel (Slack's ephemeral messages), oldest first."""
+        return [e for e in self.w.slack.ephemerals if e["user"] == person.slack_id and e["channel"] == self.c.channel]
 
     def received(self, who: Candidate) -> list[str]:
         return [m["body"] for m in self.w.respondent.messages_to(who.respondent_user_id)]

@@ -27,6 +27,7 @@ from playground.view import (
     PlaygroundLog,
     archive,
     bridge_status,
+    buttons,
     participants,
     people,
     slack_channel,
@@ -41,6 +42,7 @@ MAX_FORWARD_HOURS = 48  # the most one fast-forward moves the bridge's clock
 STATIC = {
     "/": ("index.html", "text/html"),
     "/app.js": ("app.js", "text/javascript"),
+    "/buttons.js": ("buttons.js", "text/javascript"),
     "/style.css": ("style.css", "text/css"),
 }
 # The page loads only its own script and style; participant text can never run as code.
@@ -130,6 +132,7 @@ class Playground:
         self.app.router.add_post("/api/participant/write", self._action(self.participant_writes))
         self.app.router.add_post("/api/slack/post", self._action(self.slack_post))
         self.app.router.add_post("/api/slack/command", self._action(self.slack_command))
+        self.app.router.add_post("/api/slack/click", self._action(self.slack_click))
         self.app.router.add_post("/api/rally/approve", self._action(self.rally_approve))
         self.app.router.add_post("/api/respondent/outage", self._action(self.respondent_outage))
         self.app.router.add_post("/api/participant/read", self._action(self.participant_reads))
@@ -284,6 +287,32 @@ class Playground:
         answer = result.json
         if isinstance(answer, dict) and answer.get("text"):
             self.log.command_echoes.append(CommandEcho(person, str(answer["text"]), ts))
+        return {}
+
+    async def slack_click(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A person clicks a button under a channel message (``ts``) or under a private note only they see (``ts``
+        and ``private``: Slack's ephemeral message); Slack sends the signed ``block_actions`` to the bridge."""
+        person = self._person(data.get("user"))
+        label, ts, channel = _text(data, "label"), data.get("ts"), self.world.cast.channel
+        where: dict[str, Any]
+        if data.get("private"):
+            notes = [e for e in self.world.slack.ephemerals if e["message_ts"] == ts and e["channel"] == channel]
+            if not notes or notes[0]["user"] != person:  # someone else's private note is as unknown as none
+                raise BadAction(f"no private message {ts!r} for you in #{self.world.cast.channel_name}", 404)
+            blocks, where = notes[0].get("blocks"), {"ephemeral": notes[0]}
+        else:
+            message = self.world.slack.find_message(channel, ts) if isinstance(ts, str) else None
+            if message is None:
+                raise BadAction(f"no message {ts!r} in #{self.world.cast.channel_name}", 404)
+            blocks, where = message.get("blocks"), {"ts": ts}
+        button = next((b for b in buttons(blocks) if b["label"] == label), None)
+        if button is None:
+            raise BadAction(f"no button {label!r} on that message", 404)
+        if not button["clickable"]:
+            raise BadAction(button["why"])
+        result = await self.world.slack.click(channel, person, label, **where)
+        if result.status != 200:
+            raise BadAction(f"the bridge answered HTTP {result.status} to the click on {label!r}", 502)
         return {}
 
     async def rally_approve(self, data: dict[str, Any]) -> dict[str, Any]:

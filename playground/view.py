@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.slack.interactive import RUN_ACTION
 from playground.world import World
 
 # Who the newcomer can be in the Slack pane, and what the bridge will make of them.
@@ -23,6 +24,7 @@ ROLES = {
 }
 REACTIONS = {"white_check_mark": "✅", "hourglass_flowing_sand": "⏳", "x": "❌", "eyes": "👀"}
 METRIC_TIMEOUT = aiohttp.ClientTimeout(total=2)
+FORM_BUTTON = "In Slack this opens a form, which the playground does not show: type the /rally command instead."
 
 
 @dataclass
@@ -93,12 +95,12 @@ def slack_channel(world: World, log: PlaygroundLog, viewer: str) -> dict[str, An
     messages = [_message(world, c.channel, m) for m in world.slack.messages(c.channel)]
     dms = [_message(world, str(world.slack.dm_channel(viewer)), m) for m in world.slack.direct_messages(viewer)]
     private = [
-        {"ts": e["message_ts"], "thread_ts": e.get("thread_ts"), "text": e["text"]}
+        {"ts": e["message_ts"], "thread_ts": e.get("thread_ts"), "text": e["text"], "buttons": buttons(e.get("blocks"))}
         for e in world.slack.ephemerals
         if e["user"] == viewer and e["channel"] == c.channel
     ]
     private += [
-        {"ts": echo.ts, "thread_ts": echo.thread_ts, "text": echo.text}
+        {"ts": echo.ts, "thread_ts": echo.thread_ts, "text": echo.text, "buttons": []}
         for echo in log.command_echoes
         if echo.user == viewer
     ]
@@ -126,10 +128,28 @@ def _message(world: World, channel: str, m: dict[str, Any]) -> dict[str, Any]:
         "is_bot": bool(m.get("bot_id")),
         "text": m.get("text", ""),
         "blocks": m.get("blocks"),
+        "buttons": buttons(m.get("blocks")),
         "edited": bool(m.get("edited")),
         "reply_count": int(m.get("reply_count", 0)),
         "reactions": [{"name": r, "emoji": REACTIONS.get(r, f":{r}:")} for r in reactions],
     }
+
+
+def buttons(blocks: Any) -> list[dict[str, Any]]:
+    """The buttons of a message's ``actions`` blocks as the page shows them: label, style, and whether the playground
+    can click it (a button that runs a /rally command: yes; one that opens a Slack form: no, ``why`` says so)."""
+    found = []
+    for block in blocks if isinstance(blocks, list) else []:
+        if not isinstance(block, dict) or block.get("type") != "actions":
+            continue
+        for element in block.get("elements") or []:
+            if not isinstance(element, dict) or element.get("type") != "button":
+                continue
+            runs = str(element.get("action_id", "")).startswith(RUN_ACTION)
+            label = str((element.get("text") or {}).get("text", ""))
+            style = str(element.get("style") or "")
+            found.append({"label": label, "style": style, "clickable": runs, "why": "" if runs else FORM_BUTTON})
+    return found
 
 
 def archive(world: World) -> list[dict[str, Any]]:

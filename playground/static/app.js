@@ -192,7 +192,7 @@ function isRoot(m) {
   return !m.thread_ts || m.thread_ts === m.ts;
 }
 
-function slackMessage(m, users, { inThread = false } = {}) {
+function slackMessage(m, users, { inThread = false, clickable = true } = {}) {
   const name = m.is_bot ? "Rally Bridge" : m.user_name;
   const header = el(
     "div",
@@ -207,7 +207,8 @@ function slackMessage(m, users, { inThread = false } = {}) {
     { className: "reactions" },
     m.reactions.map((r) => el("span", { className: "reaction", dataset: { reaction: r.name }, title: `:${r.name}:`, text: r.emoji + " 1" })),
   );
-  const node = el("div", { className: "slack-message", dataset: { ts: m.ts } }, header, messageBody(m, users), reactions);
+  const actions = clickable ? slackButtons(m.buttons, { ts: m.ts }) : null;
+  const node = el("div", { className: "slack-message", dataset: { ts: m.ts } }, header, messageBody(m, users), actions, reactions);
   if (!inThread && isRoot(m)) {
     const label = m.reply_count > 0 ? `${m.reply_count} ${m.reply_count === 1 ? "reply" : "replies"}` : "Reply in thread";
     node.append(el("button", { type: "button", className: "open-thread", onclick: () => openThread(m.ts), text: label }));
@@ -222,6 +223,7 @@ function privateNote(p) {
     { className: "slack-message private", dataset: { ts: p.ts } },
     el("div", { className: "meta" }, el("span", { className: "name", text: "Rally Bridge" }), el("span", { className: "app", text: "APP" }), el("span", { className: "time", text: timeOf(p.ts) })),
     el("div", { className: "body" }, mrkdwn(p.text, {})),
+    slackButtons(p.buttons, { ts: p.ts, private: true }),
     el("div", { className: "only-you", text: "Only visible to you" }),
   );
 }
@@ -274,7 +276,7 @@ function renderSlack(data) {
 
 function renderDirectMessages(dms, users) {
   $("dm-count").textContent = String(dms.length);
-  const nodes = dms.map((m) => slackMessage(m, users, { inThread: true }));
+  const nodes = dms.map((m) => slackMessage(m, users, { inThread: true, clickable: false }));
   if (nodes.length === 0) nodes.push(el("p", { className: "empty", text: "No direct messages from the bot to you." }));
   $("dm-messages").replaceChildren(...nodes);
 }

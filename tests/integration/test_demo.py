@@ -68,24 +68,65 @@ def test_demo_plays_the_study_and_exits_zero(tmp_path: Path) -> None:
     # The outage scene's reply to Priya ends her wait.
     assert "Priya's thread root, updated in place" in steps["9"] and "🟢 Waiting on the participant" in steps["9"]
 
+    # A saved reply with placeholders, filled in for Sam; then one study-wide update, previewed, confirmed, sent to
+    # all three (each exactly once, in their own thread), and one summary in the channel.
+    composed = steps["10"]
+    assert "Ana Ortiz saves a reply with placeholders, sends it to Sam, then one update to all three" in composed
+    assert "Slack, only Ana Ortiz sees: Saved reply “welcome” saved for the workspace." in composed
+    saved = re.search(r'Respondent, Sam received \(plain text\): "([^"]*)"', composed)
+    assert saved is not None
+    assert re.fullmatch(
+        r"Hi Sam, welcome to Checkout redesign interviews! Your session is on \w{3} \d{1,2} \w{3} \d{4}, \d\d:00 UTC; "
+        r"to move it: https://app\.rallyuxr\.com/schedule/pa_sam — Ana Ortiz",
+        saved[1],
+    ), saved[1]
+    assert "[Sam's thread] · rallybridge: Ana Ortiz sent the saved reply “welcome”: Hi Sam, welcome to" in composed
+    assert "Rally archived" in composed and "(TO_PARTICIPANT, pa_sam, by Ana Ortiz)" in composed
+    preview = composed.split("Slack, only Ana Ortiz sees: Update to 3 participants", 1)[1]
+    update = (
+        "for everyone in Checkout redesign interviews: sessions are in Room 4, 2nd floor. Bring a photo ID. — Ana Ortiz"
+    )
+    for name in ("Jordan L.", "Priya S.", "Sam C."):
+        assert f"→ {name}: Hi {name.split()[0]}, {update}" in preview
+    assert "Nothing is sent until you confirm. [Confirm: send to 3] [Cancel]" in preview
+    assert "Nothing sent before Confirm: messages from the team on Respondent still Jordan 1, Priya 1, Sam 1" in preview
+    confirmed = preview.split('Ana Ortiz clicks "Confirm: send to 3"', 1)[1]
+    assert "Sending to 3 participants; the channel gets a summary when done." in confirmed
+    for first in ("Jordan", "Priya", "Sam"):
+        assert f'Respondent, {first} received: "Hi {first}, {update}"' in confirmed
+    assert "in each participant's own thread: {'Jordan': 1, 'Priya': 1, 'Sam': 1}" in confirmed
+    assert (
+        "[channel] · rallybridge: Study update from Ana Ortiz to Checkout redesign interviews: "
+        "3 sent, 0 skipped (opted out), 0 failed." in confirmed
+    )
+    assert "Each received it exactly once; 3 archived in Rally as sent by Ana Ortiz; one summary" in confirmed
+
     transcript = out.split("The study record in Rally", 1)[1]
-    jordan, priya = transcript.index("Jordan Lee (pa_jordan)"), transcript.index("Priya Shah (pa_priya)")
+    sections = [
+        transcript.index(f"{who} (pa_{who.split()[0].lower()})") for who in ("Jordan Lee", "Priya Shah", "Sam Carter")
+    ]
+    jordan, priya, sam = sections
     lines = {
         "← Jordan L. (participant, via Respondent): Hi <!channel>! Can we move my session to Wednesday?": jordan,
         "→ Chloe Park (researcher, via Slack): Hi Jordan, Wednesday works & I moved it: "
         "new time (https://app.rallyuxr.com/schedule/pa_jordan)": jordan,
         "← Priya S. (participant, via Respondent): Should I join from my laptop or my phone?": priya,
         "→ Ana Ortiz (researcher, via Slack): A laptop is best, with a webcam. See you soon!": priya,
+        f"→ Ana Ortiz (researcher, via Slack): Hi Priya, {update}": priya,
+        "→ Ana Ortiz (researcher, via Slack): Hi Sam, welcome to Checkout redesign interviews!": sam,
+        f"→ Ana Ortiz (researcher, via Slack): Hi Sam, {update}": sam,
+        f"→ Ana Ortiz (researcher, via Slack): Hi Jordan, {update}": jordan,
     }
     for line, section in lines.items():
-        assert line in transcript, line
+        assert transcript.count(line) == 1, line
         at = transcript.index(line)
-        assert at > section and (section == priya or at < priya), f"{line!r} is under the wrong participant"
-    assert "Sam Carter" not in transcript  # Sam never wrote: no section
+        following = [s for s in sections if s > section]
+        assert at > section and (not following or at < following[0]), f"{line!r} is under the wrong participant"
+    assert "← Sam" not in transcript  # Sam never wrote: only the team's messages to him
     assert "sales call" not in transcript  # the outsider's reply never left Slack
     assert (
-        "Summary: 2 relayed to Respondent, 2 mirrored to Slack, 4 archived in Rally, 2 refused privately; "
-        "duplicates: 0 (checked by counting)" in out
+        "Summary: 6 relayed to Respondent, 2 mirrored to Slack, 8 archived in Rally, 2 refused privately "
+        "(3 other private answers); duplicates: 0 (checked by counting)" in out
     )
 
 

@@ -76,6 +76,16 @@ BAD_ACTIONS = [
     ("/api/time/forward", {"hours": -2}, 400, "hours must be a number"),
     ("/api/time/forward", {"hours": 49}, 400, "hours must be a number"),
     ("/api/time/forward", {}, 400, "hours must be a number"),
+    ("/api/slack/click", {"user": "U0NOBODY", "ts": "1.2", "label": "Cancel"}, 400, "unknown person 'U0NOBODY'"),
+    ("/api/slack/click", {"user": "U0ANA", "ts": "1.2"}, 400, "label must be non-empty text"),
+    ("/api/slack/click", {"user": "U0ANA", "ts": "123.456", "label": "Cancel"}, 404, "no message '123.456'"),
+    ("/api/slack/click", {"user": "U0ANA", "ts": 1, "label": "Cancel"}, 404, "no message 1"),
+    (
+        "/api/slack/click",
+        {"user": "U0ANA", "ts": "123.456", "label": "Cancel", "private": True},
+        404,
+        "no private message '123.456' for you",
+    ),
 ]
 
 

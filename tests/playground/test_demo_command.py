@@ -44,20 +44,26 @@ async def test_demo_plays_the_study_then_serves_the_playground_until_ctrl_c(
                 url = found.group(1) if found else None
         assert "Demo finished: every outcome above was read back from the stand-ins." in "".join(printed)
 
-        # The page shows what the script did: three threads, four archived messages, the counters.
+        # The page shows what the script did: three threads, eight archived messages (two from participants, two
+        # replies, a saved reply and three updates), the counters, the update's summary, and (to Ana, the viewer)
+        # the update's preview with the button she clicked.
         page = await browser.new_page()
         await page.goto(url)
         await expect(page.locator("#ready")).to_have_text("bridge ready")
+        channel = page.locator("#channel-messages .slack-message:not(.private)")
         for name in ("Jordan L.", "Priya S.", "Sam C."):
-            await expect(page.locator("#channel-messages .slack-message", has_text=name)).to_have_count(1)
-        await expect(page.locator("#archive li")).to_have_count(4)
-        await expect(page.locator("[data-metric=to_participant]")).to_have_text("2")
+            await expect(channel.filter(has_text=name).filter(has_text="Reply in this thread")).to_have_count(1)
+        await expect(page.locator("#archive li")).to_have_count(8)
+        await expect(page.locator("[data-metric=to_participant]")).to_have_text("6")
         await expect(page.locator("[data-metric=from_participant]")).to_have_text("2")
+        await expect(channel.filter(has_text="Study update from Ana Ortiz")).to_contain_text("3 sent")
+        preview = page.locator("#channel-messages .private", has_text="Update to 3 participants")
+        await expect(preview.locator("button.block-button")).to_have_text(["Confirm: send to 3", "Cancel"])
         await screenshots.take(page, "after-the-script")
 
         # And it is live: approving Alex in the Rally pane opens Alex's thread in the running demo's Slack.
         await page.locator("#rally-participants tr[data-participant=pa_alex] button.approve").click()
-        await expect(page.locator("#channel-messages .slack-message", has_text="Alex K.")).to_have_count(1)
+        await expect(channel.filter(has_text="Alex K.")).to_have_count(1)
         await screenshots.take(page, "alex-approved")
     finally:
         if process.returncode is None:
