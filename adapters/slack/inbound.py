@@ -21,7 +21,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import interactive
+from adapters.slack import interactive, shortcuts
 from adapters.slack.membership import ChannelMembership
 from adapters.web import read_limited
 from core import events
@@ -156,6 +156,7 @@ def build_bolt_app(
         await ack(response_type="ephemeral", text=registry.ack(text))
 
     interactive.register(app, record)  # buttons and scheduling modals
+    shortcuts.register(app, record)  # the Send a saved reply message shortcut
 
     @app.error
     async def on_error(error: Exception) -> BoltResponse:

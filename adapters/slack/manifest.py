@@ -76,6 +76,11 @@ features:
     home_tab_enabled: true
     messages_tab_enabled: true
     messages_tab_read_only_enabled: true
+  shortcuts:  # a message's menu in a participant's thread: the saved replies for that participant
+    - name: Send a saved reply
+      type: message
+      callback_id: rallybridge_saved_reply
+      description: Pick a saved reply for this participant
   slash_commands:
     - command: /rally
       url: {events}

@@ -23,6 +23,7 @@ from core.records import Link
 from core.store import UnitOfWork
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+THREAD = "thread:"  # ``replies thread:<root id>``: what the Slack message shortcut runs
 
 
 async def _channel_links(services: Services, asker: Asker) -> list[Link]:
@@ -50,10 +51,17 @@ async def replies(services: Services, command: Command, event: CommandIssued) ->
     saved = await _saved_here(services, event, links)
     if not command.rest:
         return asker.reply(texts.saved_replies_list([(r.name, _where(r, links), r.body) for r in saved]))
-    picked = await pick(services, asker, command.rest)
-    if not isinstance(picked, tuple):
-        return picked
-    thread = picked[0]
+    if command.rest.startswith(THREAD):  # the message shortcut names the thread it was used in
+        async with services.store.transaction() as uow:
+            found = await uow.threads.by_root(asker.platform, asker.channel, command.rest[len(THREAD) :])
+        if found is None:
+            return asker.reply(texts.not_a_participant_thread())
+        thread = found
+    else:
+        picked = await pick(services, asker, command.rest)
+        if not isinstance(picked, tuple):
+            return picked
+        thread = picked[0]
     offered = [r for r in saved if r.study_id in (WORKSPACE_WIDE, thread.study_id)]
     buttons = [Action(f"Send “{r.name}”", f"reply {thread.participant_id} {r.name}", "primary") for r in offered[:10]]
     return asker.reply(texts.saved_replies_for(thread.display_name, len(offered)), buttons)

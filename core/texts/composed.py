@@ -156,3 +156,7 @@ def update_summary(study: str, who: str, sent: int, skipped: int, failed: Sequen
     if failed:
         lines += "\n" + "\n".join(f"• {name}: {reason}" for name, reason in failed)
     return text(lines)
+
+
+def not_a_participant_thread() -> Text:
+    return text("That message is not in a participant's thread: use the shortcut on a message of one.")

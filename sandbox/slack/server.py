@@ -12,12 +12,13 @@ from aiohttp import web
 from sandbox.slack.edits import EditsMixin
 from sandbox.slack.home import HomeMixin
 from sandbox.slack.oauth import OAuthMixin
+from sandbox.slack.shortcuts import ShortcutsMixin
 from sandbox.slack.socket_mode import SocketModeMixin
 
 log = logging.getLogger(__name__)
 
 
-class SlackSandbox(EditsMixin, OAuthMixin, HomeMixin, SocketModeMixin):
+class SlackSandbox(EditsMixin, OAuthMixin, HomeMixin, ShortcutsMixin, SocketModeMixin):
     """A Slack workspace on 127.0.0.1 speaking Slack's wire protocol, for tests and local runs.
 
     Clients use ``AsyncWebClient(token=sandbox.token, base_url=f"{url}/api/")``. Set ``events_url`` (and

@@ -98,3 +98,26 @@ async def test_healthy_trusted_and_cut_off_links(world: World, fake_clock: FakeC
     )
     await world.quiet()
     assert len(sent_to(world, c.jordan)) == 2
+
+
+async def test_a_saved_reply_with_a_broken_link_is_held_too(world: World, fake_clock: FakeClock, links: str) -> None:
+    c = world.cast
+    await _checking(world, links)
+    root_ts = await linked(world)
+    result = await world.slack.run_command(c.channel, c.owner.slack_id, f"reply add map The map: http://{links}/gone")
+    assert result.status == 200
+    await eventually(lambda: _privates(world, c.owner.slack_id), what="saved")
+    await world.slack.run_command(c.channel, c.owner.slack_id, "reply Jordan map")
+    held = await eventually(
+        lambda: [e for e in _privates(world, c.owner.slack_id) if "held your message" in e["text"]], what="the hold"
+    )
+    await world.slack.click(c.channel, c.owner.slack_id, "Send anyway", ephemeral=held[0])
+    await eventually(lambda: sent_to(world, c.jordan) == [f"The map: http://{links}/gone"], what="sent anyway")
+    await eventually(
+        lambda: [
+            t
+            for t in (unescape(m.get("text", "")) for m in world.slack.thread(c.channel, root_ts))
+            if "sent the saved reply “map”" in t
+        ],
+        what="the thread shows what was sent",
+    )

@@ -67,3 +67,19 @@ async def test_unknown_or_unfillable_placeholders_are_refused_before_anything_is
     assert "external-panel access" in said
     await world.quiet()
     assert sent_to(world, c.jordan) == [] and archived(world) == []
+
+
+async def test_the_message_shortcut_in_a_thread_offers_the_saved_replies(world: World, fake_clock: FakeClock) -> None:
+    c = world.cast
+    root_ts = await linked(world)
+    await command(world, c.owner.slack_id, "reply add hello Hello {first_name}!")
+    posted = await world.slack.user_posts(c.channel, c.owner.slack_id, "// a note in the thread", thread_ts=root_ts)
+    before = len([e for e in world.slack.ephemerals if e["user"] == c.owner.slack_id])
+    shortcut = await world.slack.message_shortcut(c.channel, c.owner.slack_id, posted, "rallybridge_saved_reply")
+    assert shortcut.status == 200
+    offered = await eventually(
+        lambda: [e for e in world.slack.ephemerals if e["user"] == c.owner.slack_id][before:], what="the offer"
+    )
+    assert "Send Jordan L. a saved reply" in unescape(offered[0]["text"])
+    await world.slack.click(c.channel, c.owner.slack_id, "Send “hello”", ephemeral=offered[0])
+    await eventually(lambda: sent_to(world, c.jordan) == ["Hello Jordan!"], what="the saved reply sent")
