@@ -194,7 +194,7 @@ def test_the_package_has_manifest_and_icons_for_this_bot(tmp_path: Path) -> None
     (bot,) = manifest["bots"]
     assert bot["botId"] == APP_ID and set(bot["scopes"]) == {"team", "personal"}
     team_commands = next(c for c in bot["commandLists"] if c["scopes"] == ["team"])["commands"]
-    assert [c["title"] for c in team_commands] == ["link", "unlink", "assign", "queue", "help"]
+    assert [c["title"] for c in team_commands] == ["link", "unlink", "assign", "queue", "replies", "update", "help"]
     assert all(len(c["description"]) <= 128 for lst in bot["commandLists"] for c in lst["commands"])
     rsc = manifest["authorization"]["permissions"]["resourceSpecific"]
     assert {"name": "ChannelMessage.Read.Group", "type": "Application"} in rsc
