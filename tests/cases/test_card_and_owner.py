@@ -60,11 +60,16 @@ async def test_assign_to_me_then_reassign_says_who_from_and_to(world: World, fak
     root_ts = await linked(world)
     await _run(world, c.owner.slack_id, "assign pa_jordan")  # what the card's Assign to me button runs
     await eventually(lambda: "Owner: Ana Ortiz" in card_of(world, root_ts), what="Ana on the card")
-    assert "Ana Ortiz now owns Jordan L.'s thread" in " ".join(unescape(t) for t in thread_texts(world, root_ts))
+    await eventually(  # the notice has the thread's lane, the card its own: either may be first
+        lambda: "Ana Ortiz now owns Jordan L.'s thread" in " ".join(unescape(t) for t in thread_texts(world, root_ts)),
+        what="the owner said in the thread",
+    )
 
     await _run(world, c.owner.slack_id, "assign Jordan @Chloe Park")
     await eventually(lambda: "Owner: Chloe Park" in card_of(world, root_ts), what="Chloe on the card")
-    moved = [unescape(t) for t in thread_texts(world, root_ts) if "moved from" in unescape(t)]
+    moved = await eventually(
+        lambda: [unescape(t) for t in thread_texts(world, root_ts) if "moved from" in unescape(t)], what="the move"
+    )
     assert moved == ["Jordan L.'s thread moved from Ana Ortiz to Chloe Park (by Ana Ortiz)."]
 
     said = await command(world, c.teammate.slack_id, "assign Jordan")

@@ -31,7 +31,7 @@ async def test_a_reply_the_participant_read_is_marked_seen(world: World, fake_cl
     calls = dict(world.respondent.calls)
     await _reconcile(world, "after-reading")
     await eventually(lambda: "eyes" in world.slack.reactions.get((c.channel, ts), set()), what="the seen mark")
-    assert "Seen by participant" in card_of(world, root_ts)
+    await eventually(lambda: "Seen by participant" in card_of(world, root_ts), what="the card's seen line")
     # The read flag came with the conversation list the reconcile reads anyway: one list call, nothing else.
     made = {endpoint: n - calls.get(endpoint, 0) for endpoint, n in world.respondent.calls.items()}
     assert {e: n for e, n in made.items() if n} == {"GET /v1/messaging/conversations": 1}

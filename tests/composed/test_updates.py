@@ -58,10 +58,12 @@ async def test_preview_then_confirm_sends_each_exactly_once_with_a_summary(world
     assert summary == [
         "Study update from Ana Ortiz to Checkout redesign interviews: 3 sent, 0 skipped (opted out), 0 failed."
     ]
+    await world.quiet()  # the summary waits for the relays; the notices and archives have lanes of their own
     for who in (c.jordan, c.priya, c.sam):
-        assert sent_to(world, who) == [
+        expected = (
             f"Hi {who.first_name}, a reminder that Checkout redesign interviews sessions are in Room 4. — Ana Ortiz"
-        ]
+        )
+        assert sent_to(world, who) == [expected]
         shown = [t for t in thread_texts(world, roots[who.first_name.lower()]) if "sent a study-wide update" in t]
         assert len(shown) == 1
     entries = [e for e in archived(world) if e["externalId"].startswith("rallybridge:update:")]

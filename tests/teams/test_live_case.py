@@ -35,7 +35,10 @@ async def test_the_card_is_updated_in_place_and_the_owner_is_nudged_in_their_cha
 
     await tw.teams.command(CHANNEL, people.owner, "assign Jordan")
     await eventually(lambda: "Owner: Ana Ortiz" in _card_text(tw, root_id), what="the owner on the card")
-    assert [r for r in tw.replies(root_id) if "Ana Ortiz now owns Jordan L." in html.unescape(r)]
+    await eventually(
+        lambda: [r for r in tw.replies(root_id) if "Ana Ortiz now owns Jordan L." in html.unescape(r)],
+        what="the owner said in the chain",
+    )
 
     assert tw.world.bridge is not None
     async with tw.world.bridge.services.store.transaction() as uow:
