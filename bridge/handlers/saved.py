@@ -62,7 +62,8 @@ async def replies(services: Services, command: Command, event: CommandIssued) ->
         if not isinstance(picked, tuple):
             return picked
         thread = picked[0]
-    offered = [r for r in saved if r.study_id in (WORKSPACE_WIDE, thread.study_id)]
+    mine = sorted((r for r in saved if r.study_id in (WORKSPACE_WIDE, thread.study_id)), key=lambda r: r.study_id == "")
+    offered = sorted({r.name: r for r in reversed(mine)}.values(), key=lambda r: r.name)  # the study's wins a name
     buttons = [Action(f"Send “{r.name}”", f"reply {thread.participant_id} {r.name}", "primary") for r in offered[:10]]
     return asker.reply(texts.saved_replies_for(thread.display_name, len(offered)), buttons)
 
