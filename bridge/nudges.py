@@ -117,6 +117,11 @@ async def perform(services: Services, item: QueuedRow) -> Apply:
     waited = clock.now() - thread.waiting_since
     chat = services.chat(thread.platform)
     if int(p["stage"]) == 1:
+        if item.needs_verify:
+            # A direct message cannot be looked up afterwards without reading the person's DMs: at most once beats
+            # twice (the note at twice the threshold still comes, and is verified).
+            log.info("nudge %s may have been sent before; not repeated", item.key)
+            return nothing
         to = thread.owner_user_id or link.linked_by
         await chat.post_direct(to, texts.nudge_direct(thread.display_name, link.study_name, waited), key=item.key)
         return nothing
