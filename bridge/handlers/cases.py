@@ -40,16 +40,16 @@ def split_person(rest: str) -> tuple[str, str | None]:
 
 
 def _team_match(words: str, team: list[TeamMember]) -> list[TeamMember]:
-    """Team members with panel access that ``words`` (a name after ``@``, or an email) names."""
+    """The study team's members that ``words`` (a name after ``@``, or an email) names; whether they may own the
+    thread is the permission check's to say, with its reason."""
     wanted = words.lstrip("@").strip().casefold()
     if "@" in wanted:
-        return [m for m in team if m.email.strip().casefold() == wanted and m.external_panel_access]
+        return [m for m in team if m.email.strip().casefold() == wanted]
     tokens = wanted.replace(".", " ").split()
     return [
         m
         for m in team
-        if m.external_panel_access
-        and tokens
+        if tokens
         and all(any(part.startswith(t) for part in f"{m.fullname} {m.email}".casefold().split()) for t in tokens)
     ]
 
