@@ -92,10 +92,6 @@ async def send(
     return True
 
 
-def moment(at: datetime | None, tz: str | None) -> str:
-    return format_moment(at, tz) if at is not None else "no session booked"
-
-
 SUMMARY_WAIT_SECONDS = 2.0  # a summary row whose update still has relays on their way looks again after this long
 
 

@@ -66,15 +66,6 @@ def case_state(
     return CaseState.NEW
 
 
-def next_state_change(session_starts_at: datetime | None, now: datetime) -> datetime | None:
-    """The next moment after ``now`` at which the state may change by time alone (the session coming within
-    :data:`SOON`, or being over), or None when there is none ahead."""
-    if session_starts_at is None:
-        return None
-    ahead = [m for m in (session_starts_at - SOON, session_starts_at + SESSION_LENGTH) if m > now]
-    return min(ahead) if ahead else None
-
-
 def _utc(moment: datetime) -> datetime:
     """``moment`` as an aware UTC datetime (a naive one is taken as UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -24,7 +24,6 @@ CASE_FIELDS = frozenset(
         "last_out_at",
         "seen_message_id",
         "nudged",
-        "card_shown",
     }
 )
 
@@ -90,13 +89,6 @@ def nudged(thread: Thread, waiting_since: datetime, stage: int) -> CaseChange | 
     if thread.waiting_since != waiting_since or thread.nudged >= stage:
         return None
     return CaseChange({"nudged": stage}, redraw=False)
-
-
-def drawn(thread: Thread, version: int) -> CaseChange | None:
-    """The root card was drawn as of ``version``."""
-    if thread.card_shown >= version:
-        return None
-    return CaseChange({"card_shown": version}, redraw=False)
 
 
 def time_passed() -> CaseChange:

@@ -15,7 +15,6 @@ from core.case import (
     first_response_times,
     format_wait,
     median,
-    next_state_change,
     nudge_due,
     parse_threshold,
     working_time_after,
@@ -78,14 +77,6 @@ def test_session_soon_from_24_hours_before_until_over() -> None:
 
 def test_waiting_on_the_participant_after_the_team_wrote() -> None:
     assert state(last_out_at=NOW, session=NOW + timedelta(days=3)) is CaseState.WAITING_ON_PARTICIPANT
-
-
-def test_next_state_change_is_24h_before_then_the_end_of_the_session() -> None:
-    session = NOW + timedelta(days=2)
-    assert next_state_change(session, NOW) == session - SOON
-    assert next_state_change(session, session - SOON) == session + SESSION_LENGTH
-    assert next_state_change(session, session + SESSION_LENGTH) is None
-    assert next_state_change(None, NOW) is None
 
 
 # ---- working time ---------------------------------------------------------------------------------------
