@@ -295,6 +295,11 @@ class GroupCommit(Generic[T, R]):
         try:
             results = await self._write_once(items)
         except DBAPIError as exc:
+            if _deadlock(exc):
+                # PostgreSQL chose this transaction to break a lock cycle (two groups taking thread rows in different
+                # orders) and rolled it back whole: run it once more. Safe for the same reason as below.
+                log.info("group write met a deadlock; writing the group again")
+                return await self._write_once(items)
             if not exc.connection_invalidated:
                 raise
             # The server went away under a pooled connection (a restart): the pool has dropped its connections;
@@ -322,3 +327,8 @@ def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _deadlock(exc: DBAPIError) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock (SQLSTATE 40P01)."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01" or type(exc.orig).__name__ == "DeadlockDetectedError"
